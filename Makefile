@@ -1,0 +1,54 @@
+# Every target creates .venv and installs the project when needed: `make demo` and `make test`
+# are all the set-up a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+PYTEST_ARGS ?=
+
+.PHONY: install test demo dev bench bench-feature-stats bench-models bench-policies bench-drift validate clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+
+# The shipped instance config (run monitoring, pools, run queue) lives in deploy/.
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.yaml $@
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+demo: install
+	$(BIN)/aqi-retrain demo $(DEMO_ARGS)
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: bench-feature-stats bench-models bench-policies bench-drift
+
+bench-feature-stats: install
+	$(BIN)/python -m bench.bench_feature_stats
+
+bench-models: install
+	$(BIN)/python -m bench.bench_models
+
+bench-policies: install
+	$(BIN)/python -m bench.bench_policies
+
+bench-drift: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.bench_drift
+
+clean:
+	rm -rf $(VENV) $(DAGSTER_HOME) *.egg-info

@@ -1,0 +1,1 @@
+"""Dagster-free core: sources, features, metrics, drift, triggers, trainers, registry, backtest."""

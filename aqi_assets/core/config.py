@@ -1,0 +1,180 @@
+"""The one typed source of every threshold and schedule (DESIGN.md defaults), validated.
+
+Sensors, checks, reports and the backtest read a ``RetrainingConfig``; the
+``retraining_config`` asset records each change. ``RetrainingConfig.with_overrides`` applies
+dotted ``key=value`` edits (``gates.max_rmse=22``) and rejects unknown keys or bad values with a
+message that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MODEL_NAMES: tuple[str, ...] = ("xgboost", "lstm", "gnn")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+
+
+class TrainingSettings(_Section):
+    """What a retraining fits: target, horizon, window and its time-ordered split."""
+
+    target: str = "pm25"
+    horizon_hours: int = Field(1, ge=1, le=72)
+    window_days: int = Field(365, ge=7, le=3650, description="latest days used for training")
+    validation_days: int = Field(30, ge=1)
+    holdout_days: int = Field(30, ge=1)
+
+    @model_validator(mode="after")
+    def _split_fits(self):
+        if self.validation_days + self.holdout_days >= self.window_days:
+            raise ValueError(
+                f"validation_days + holdout_days ({self.validation_days} + {self.holdout_days}) "
+                f"must be less than window_days ({self.window_days})"
+            )
+        return self
+
+
+class GateSettings(_Section):
+    """Blocking validation gates on every candidate model."""
+
+    max_rmse: float = Field(25.0, gt=0, description="rmse_within_limit: holdout RMSE must be ≤ this")
+    min_within_20: float = Field(
+        0.70, ge=0, le=1, description="accuracy_within_limit: share within ±20 % must be ≥ this"
+    )
+    champion_tolerance: float = Field(
+        0.02, ge=0, le=1,
+        description="no_worse_than_champion: candidate RMSE may exceed the champion's by this share",
+    )
+
+
+class PerformanceSettings(_Section):
+    """Live-error degradation rules (relative to the model's own reference level)."""
+
+    rule: Literal["raw", "skill"] = "skill"
+    rmse_increase: float = Field(0.15, gt=0, description="high: recent RMSE > reference × (1 + this)")
+    accuracy_drop: float = Field(0.10, gt=0, lt=1, description="high: within-20 % drops by this share")
+    critical_rmse_increase: float = Field(0.30, gt=0)
+    critical_accuracy_drop: float = Field(0.20, gt=0, lt=1)
+    recent_days: int = Field(7, ge=1, description="days of live error compared against the reference")
+    reference_days: int = Field(14, ge=1, description="days after deployment that set the reference")
+    cooldown_days: int = Field(3, ge=0, description="no new performance trigger this soon after one")
+
+    @model_validator(mode="after")
+    def _critical_above_high(self):
+        if self.critical_rmse_increase < self.rmse_increase:
+            raise ValueError("critical_rmse_increase must be ≥ rmse_increase")
+        if self.critical_accuracy_drop < self.accuracy_drop:
+            raise ValueError("critical_accuracy_drop must be ≥ accuracy_drop")
+        return self
+
+
+class DriftSettings(_Section):
+    """Input-distribution drift rules computed from ``feature_stats`` sketches."""
+
+    mean_shift: float = Field(0.25, gt=0, description="critical: |Δmean| / max(|ref mean|, floor) > this")
+    std_ratio_high: float = Field(2.0, gt=1)
+    std_ratio_low: float = Field(0.5, gt=0, lt=1)
+    psi: float = Field(0.25, gt=0, description="population stability index alarm level")
+    false_discovery_rate: float = Field(0.01, gt=0, lt=1, description="Benjamini–Hochberg q over all tests")
+    current_days: int = Field(7, ge=1)
+    reference_days: int = Field(30, ge=1)
+    reference: Literal["seasonal", "recent"] = "seasonal"
+    seasonal_years: int = Field(2, ge=1, le=10, description="earlier years searched for the same weeks")
+
+
+class ScheduleSettings(_Section):
+    """Per-model retraining interval and its daily adaptation from a performance score."""
+
+    days: dict[str, int] = Field(default_factory=lambda: {"xgboost": 7, "lstm": 14, "gnn": 21})
+    low_score: float = Field(0.7, ge=0, le=1)
+    high_score: float = Field(0.9, ge=0, le=1)
+    shrink_factor: float = Field(0.7, gt=0, lt=1)
+    grow_factor: float = Field(1.3, gt=1)
+    min_days: int = Field(3, ge=1)
+    max_days: int = Field(30, ge=1)
+    adapt_cron: str = "0 3 * * *"
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        unknown = sorted(set(self.days) - set(MODEL_NAMES))
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; expected {list(MODEL_NAMES)}")
+        if self.low_score > self.high_score:
+            raise ValueError("low_score must be ≤ high_score")
+        if self.min_days > self.max_days:
+            raise ValueError("min_days must be ≤ max_days")
+        return self
+
+
+class OperationsSettings(_Section):
+    """How often triggers are checked, how many retrainings run, how long one may take."""
+
+    check_interval_minutes: int = Field(30, ge=1)
+    max_concurrent_retrainings: int = Field(1, ge=1)
+    retraining_timeout_seconds: int = Field(3600, ge=60)
+    report_cron: str = "0 6 * * 1"
+    alert_webhook_url: str | None = None
+
+
+class RetrainingConfig(_Section):
+    """Every threshold and schedule of the platform, with the defaults of DESIGN.md."""
+
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    performance: PerformanceSettings = Field(default_factory=PerformanceSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "RetrainingConfig":
+        """A new config with dotted-key edits applied (``{"gates.max_rmse": 22}``), validated."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(key, f"unknown setting {key!r}")
+                node = node[part]
+            leaf = parts[-1]
+            if not isinstance(node, dict) or (leaf not in node and not _is_dict_field(parts[:-1])):
+                raise ConfigError(key, f"unknown setting {key!r}")
+            node[leaf] = value
+        return parse_config(data)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting as ``section.name -> value`` (what ``config show`` prints)."""
+        out: dict[str, Any] = {}
+        for section, values in self.model_dump().items():
+            for name, value in values.items():
+                out[f"{section}.{name}"] = value
+        return out
+
+
+def _is_dict_field(path: list[str]) -> bool:
+    return path == ["schedule", "days"]
+
+
+class ConfigError(ValueError):
+    """An invalid setting: ``field`` is the dotted name, the message says what is wrong."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def parse_config(data: dict[str, Any] | None) -> RetrainingConfig:
+    """Validate a (possibly partial) nested dict into a config; errors name the dotted field."""
+    try:
+        return RetrainingConfig.model_validate(data or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(field, first["msg"]) from exc
+
+
+DEFAULT_CONFIG = RetrainingConfig()
