@@ -127,7 +127,7 @@ def parse_numeric_columns(frame, columns=NUMERIC_COLUMNS):
     import pandas as pd
 
     for column in columns:
-        if column not in frame.columns:
+        if column not in frame.columns or frame[column].dtype == "float64":
             continue
         parsed = pd.to_numeric(frame[column], errors="coerce")
         if parsed.isna().sum() == frame[column].isna().sum():

@@ -23,6 +23,8 @@ class ObservationSource(abc.ABC):
 
     #: The spec string that recreates this source (``AQI_SOURCE``).
     spec: str
+    #: A live source keeps adding days (its partitions run up to yesterday); a fixed one ends.
+    is_live: bool = False
 
     @abc.abstractmethod
     def stations(self) -> pd.DataFrame:

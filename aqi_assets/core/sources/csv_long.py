@@ -34,21 +34,24 @@ class CsvLongSource(FileTableSource):
     """Long-format CSV files of a directory (see the module docstring for the format)."""
 
     def __init__(self, directory: str | Path):
-        directory = Path(directory).expanduser()
-        if not directory.is_dir():
-            raise SourceError(f"csv source: {directory} is not a directory")
-        files = sorted(p for p in directory.iterdir()
-                       if p.name.endswith((".csv", ".csv.gz")) and not p.name.startswith("stations."))
-        if not files:
-            raise SourceError(f"csv source: no *.csv or *.csv.gz data files in {directory}")
+        self.directory = Path(directory).expanduser()
+        if not self.directory.is_dir():
+            raise SourceError(f"csv source: {self.directory} is not a directory")
+        self.files = sorted(p for p in self.directory.iterdir()
+                            if p.name.endswith((".csv", ".csv.gz")) and not p.name.startswith("stations."))
+        if not self.files:
+            raise SourceError(f"csv source: no *.csv or *.csv.gz data files in {self.directory}")
+        super().__init__(f"csv:{self.directory}")
+
+    def _load_tables(self):
         tables = []
-        for path in files:
+        for path in self.files:
             table = read_text_table(path, OBSERVATION_COLUMNS)
             tables.append((table, _to_canonical(table.frame)))
-        coords_path = next((p for p in directory.iterdir() if p.name.startswith("stations.csv")), None)
+        coords_path = next((p for p in self.directory.iterdir() if p.name.startswith("stations.csv")), None)
         if coords_path is not None:
             stations = read_station_coordinates(coords_path)
         else:
             names = sorted({s for _, f in tables for s in f[STATION].unique()})
             stations = pd.DataFrame({STATION: names, "latitude": float("nan"), "longitude": float("nan")})
-        super().__init__(f"csv:{directory}", tables, stations)
+        return tables, stations

@@ -20,8 +20,18 @@ from aqi_assets.core.sources.files import TextTable
 class FileTableSource(ObservationSource):
     """Shared day indexing for ``prsa:`` and ``csv:`` sources; subclasses parse their files."""
 
-    def __init__(self, spec: str, tables: list[tuple[TextTable, pd.DataFrame]], stations: pd.DataFrame):
+    def __init__(self, spec: str):
         self.spec = spec
+        self._loaded = False
+
+    def _load_tables(self) -> tuple[list[tuple[TextTable, pd.DataFrame]], pd.DataFrame]:
+        """Parse every file: ``[(text table, canonical frame)]`` and the station list."""
+        raise NotImplementedError
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        tables, stations = self._load_tables()
         self._stations = stations
         self._day_errors: dict[date, list[str]] = {}
         self._spoiled_from: list[tuple[date, str]] = []
@@ -36,7 +46,9 @@ class FileTableSource(ObservationSource):
             data = parse_numeric_columns(data)
         else:
             data = empty_observations()
-        self._data = data[list(OBSERVATION_COLUMNS) + [c for c in data.columns if c not in OBSERVATION_COLUMNS]]
+        extra = [c for c in data.columns if c not in OBSERVATION_COLUMNS]
+        self._data = data[list(OBSERVATION_COLUMNS) + extra]
+        self._loaded = True
 
     def _pin_defects(self, table: TextTable, frame: pd.DataFrame) -> None:
         stamps = frame[TIMESTAMP]
@@ -62,20 +74,24 @@ class FileTableSource(ObservationSource):
             )
 
     def stations(self) -> pd.DataFrame:
+        self._ensure_loaded()
         return self._stations.copy()
 
     def first_day(self) -> date:
+        self._ensure_loaded()
         if self._data.empty:
             raise SourceError(f"{self.spec}: the source holds no rows")
         return self._data[TIMESTAMP].iloc[0].date()
 
     def last_day(self) -> date | None:
+        self._ensure_loaded()
         if self._data.empty:
             return None
         return self._data[TIMESTAMP].iloc[-1].date()
 
     def errors_for(self, day: date) -> list[str]:
         """Every file defect that spoils ``day`` (empty when the day reads cleanly)."""
+        self._ensure_loaded()
         errors = list(self._day_errors.get(day, []))
         errors += [msg for start, msg in self._spoiled_from if day >= start]
         return errors
@@ -84,7 +100,8 @@ class FileTableSource(ObservationSource):
         errors = self.errors_for(day)
         if errors:
             raise SourceError(f"cannot read {day.isoformat()} from {self.spec}: " + "; ".join(errors))
-        return day_slice(self._data, day)
+        # a column that is text elsewhere in the file may be all numbers on this day
+        return parse_numeric_columns(day_slice(self._data, day))
 
     def read_range(self, start: date, end: date) -> pd.DataFrame:
         bad = {d: e for d in _days(start, end) if (e := self.errors_for(d))}
@@ -97,7 +114,7 @@ class FileTableSource(ObservationSource):
         ts = self._data[TIMESTAMP].to_numpy()
         lo = ts.searchsorted(pd.Timestamp(start).to_datetime64(), side="left")
         hi = ts.searchsorted(pd.Timestamp(end + timedelta(days=1)).to_datetime64(), side="left")
-        return self._data.iloc[lo:hi].reset_index(drop=True)
+        return parse_numeric_columns(self._data.iloc[lo:hi].reset_index(drop=True))
 
 
 def _days(start: date, end: date):

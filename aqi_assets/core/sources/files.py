@@ -6,7 +6,6 @@ caller decides which days a defect spoils, so one bad file or line never hides o
 
 from __future__ import annotations
 
-import gzip
 import io
 import zlib
 from dataclasses import dataclass, field
@@ -47,25 +46,28 @@ class TextTable:
     defective_rows: dict[int, FileDefect] = field(default_factory=dict)
 
 
-def _read_bytes(path: Path) -> tuple[bytes, FileDefect | None]:
+def read_file_bytes(path: Path) -> tuple[bytes, FileDefect | None]:
     """The file's (decompressed) bytes; a truncated/corrupt gzip yields its readable prefix."""
     raw = path.read_bytes()
     if not path.name.endswith(".gz"):
         return raw, None
-    out = io.BytesIO()
+    out = bytearray()
+    pending = raw
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
-            while chunk := fh.read(_CHUNK):
-                out.write(chunk)
-    except (EOFError, OSError, zlib.error) as exc:
-        data = out.getvalue()
-        # keep only complete lines of the readable prefix
-        cut = data.rfind(b"\n") + 1
-        return data[:cut], FileDefect(
-            str(path), None, len(raw), f"truncated or corrupt gzip stream ({exc}); "
-            f"{cut:,} bytes readable"
+        while pending:
+            inflater = zlib.decompressobj(wbits=31)  # gzip framing; loop for multi-member files
+            for i in range(0, len(pending), _CHUNK):
+                out += inflater.decompress(pending[i:i + _CHUNK])
+            if not inflater.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            pending = inflater.unused_data
+    except (EOFError, zlib.error) as exc:
+        cut = out.rfind(b"\n") + 1  # keep only complete lines of the readable prefix
+        return bytes(out[:cut]), FileDefect(
+            str(path), None, len(raw),
+            f"truncated or corrupt gzip stream ({exc}); {cut:,} decompressed bytes readable",
         )
-    return out.getvalue(), None
+    return bytes(out), None
 
 
 def read_text_table(path: Path, required_columns: tuple[str, ...]) -> TextTable:
@@ -76,7 +78,7 @@ def read_text_table(path: Path, required_columns: tuple[str, ...]) -> TextTable:
     """
     path = Path(path)
     try:
-        data, truncation = _read_bytes(path)
+        data, truncation = read_file_bytes(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc})") from exc
     if not data.strip():

@@ -9,6 +9,7 @@ UCI ML Repository #501, DOI 10.24432/C5RK5G, CC BY 4.0.
 from __future__ import annotations
 
 import functools
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 from aqi_assets.core.schema import STATION, TIMESTAMP
 from aqi_assets.core.sources.base import SourceError
 from aqi_assets.core.sources.file_source import FileTableSource, read_station_coordinates
-from aqi_assets.core.sources.files import read_text_table
+from aqi_assets.core.sources.files import read_file_bytes, read_text_table
 
 PRSA_COLUMNS: dict[str, str] = {
     "PM2.5": "pm25",
@@ -54,27 +55,63 @@ def _to_canonical(text: pd.DataFrame) -> pd.DataFrame:
 
 
 class PrsaSource(FileTableSource):
-    """Every ``PRSA_Data_*.csv[.gz]`` file of a directory, one station per file."""
+    """Every ``PRSA_Data_*.csv[.gz]`` file of a directory, one station per file.
+
+    Files are parsed on first use; ``first_day``/``last_day`` only peek at each file's first and
+    last rows, so building the partition set at definition load stays cheap.
+    """
 
     def __init__(self, directory: str | Path):
-        directory = Path(directory).expanduser()
-        if not directory.is_dir():
-            raise SourceError(f"prsa source: {directory} is not a directory")
-        files = sorted(p for p in directory.iterdir()
-                       if p.name.startswith("PRSA_Data_") and p.name.endswith((".csv", ".csv.gz")))
-        if not files:
-            raise SourceError(f"prsa source: no PRSA_Data_*.csv[.gz] files in {directory}")
+        self.directory = Path(directory).expanduser()
+        if not self.directory.is_dir():
+            raise SourceError(f"prsa source: {self.directory} is not a directory")
+        self.files = sorted(p for p in self.directory.iterdir()
+                            if p.name.startswith("PRSA_Data_") and p.name.endswith((".csv", ".csv.gz")))
+        if not self.files:
+            raise SourceError(f"prsa source: no PRSA_Data_*.csv[.gz] files in {self.directory}")
+        super().__init__(f"prsa:{self.directory}")
+
+    def _load_tables(self):
         tables = []
-        for path in files:
+        for path in self.files:
             table = read_text_table(path, tuple(PRSA_COLUMNS) + _TIME_COLUMNS)
             tables.append((table, _to_canonical(table.frame)))
-        names = sorted({s for _, f in tables for s in f[STATION].unique()})
-        coords_path = directory / "stations.csv"
+        coords_path = self.directory / "stations.csv"
         if coords_path.exists():
             stations = read_station_coordinates(coords_path)
         else:
+            names = sorted({s for _, f in tables for s in f[STATION].unique()})
             stations = pd.DataFrame({STATION: names, "latitude": float("nan"), "longitude": float("nan")})
-        super().__init__(f"prsa:{directory}", tables, stations)
+        return tables, stations
+
+    @functools.cached_property
+    def _peek_bounds(self) -> tuple[date, date]:
+        firsts, lasts = [], []
+        for path in self.files:
+            data, _ = read_file_bytes(path)
+            lines = [line for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+            if len(lines) < 2:
+                raise SourceError(f"{path}: file is empty (no header, no rows)")
+            header = [h.strip().strip('"') for h in lines[0].split(",")]
+            try:
+                idx = [header.index(c) for c in _TIME_COLUMNS[:3]]
+                for line, out in ((lines[1], firsts), (lines[-1], lasts)):
+                    fields = [f.strip().strip('"') for f in line.split(",")]
+                    out.append(date(*(int(fields[i]) for i in idx)))
+            except (ValueError, IndexError):
+                self._ensure_loaded()
+                return super().first_day(), super().last_day()
+        return min(firsts), max(lasts)
+
+    def first_day(self) -> date:
+        if self._loaded:
+            return super().first_day()
+        return self._peek_bounds[0]
+
+    def last_day(self) -> date | None:
+        if self._loaded:
+            return super().last_day()
+        return self._peek_bounds[1]
 
 
 @functools.lru_cache(maxsize=4)

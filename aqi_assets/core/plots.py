@@ -1,0 +1,54 @@
+"""Small PNG plots for people (asset metadata, reports), rendered headless with matplotlib."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """Markdown that shows ``png`` inline (a data URL; no file server needed)."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def day_profile_png(frame: pd.DataFrame, column: str, title: str, max_lines: int = 12) -> bytes:
+    """One line per station (up to ``max_lines``) of ``column`` over the day, plus the network median."""
+    fig, ax = plt.subplots(figsize=(6, 2.4))
+    values = frame.assign(_v=pd.to_numeric(frame[column], errors="coerce"))
+    pivot = values.pivot_table(index="timestamp", columns="station", values="_v", aggfunc="mean")
+    for station in list(pivot.columns)[:max_lines]:
+        ax.plot(pivot.index, pivot[station], lw=0.8, alpha=0.6)
+    if len(pivot.columns):
+        ax.plot(pivot.index, pivot.median(axis=1), color="black", lw=2, label="network median")
+        ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.autofmt_xdate()
+    return figure_png(fig)
+
+
+def series_png(series: dict[str, pd.Series], title: str, ylabel: str = "") -> bytes:
+    """Several named series against a shared x axis."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    for name, values in series.items():
+        ax.plot(values.index, values.to_numpy(), lw=1.2, label=name, marker="." if len(values) < 40 else None)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if series:
+        ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    return figure_png(fig)

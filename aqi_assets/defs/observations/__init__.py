@@ -1,0 +1,1 @@
+"""Ingestion: the daily observations dataset, its quality gates, feature sketches, station graph."""
