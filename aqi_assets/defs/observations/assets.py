@@ -10,6 +10,7 @@ from aqi_assets.core.feature_stats import compute_feature_stats, pool_stats
 from aqi_assets.core.plots import day_profile_png
 from aqi_assets.core.schema import NUMERIC_COLUMNS, OBSERVATION_COLUMNS, STATION, UNITS, coerce_numeric
 from aqi_assets.core.sources import SourceError
+from aqi_assets.core.station_graph import build_station_graph
 from aqi_assets.core.validation import CHECK_DESCRIPTIONS, fit_for_training, validate_day
 from aqi_assets.defs.metadata import check_result, image, markdown_table
 from aqi_assets.defs.partitions import daily_partitions
@@ -39,7 +40,7 @@ OBSERVATION_SCHEMA = dg.TableSchema(
 )
 def observations(
     context: dg.AssetExecutionContext, source: ObservationSourceResource, lake: LakeResource
-) -> dg.MaterializeResult:
+):
     day = date.fromisoformat(context.partition_key)
     src = source.get()
     try:
@@ -86,7 +87,7 @@ def observations(
         "histogram on fixed bin edges (schema.histogram_edges) — what drift detection compares."
     ),
 )
-def feature_stats(context: dg.AssetExecutionContext, observations: pd.DataFrame) -> dg.MaterializeResult:
+def feature_stats(context: dg.AssetExecutionContext, observations: pd.DataFrame) -> dg.MaterializeResult[pd.DataFrame]:
     day = date.fromisoformat(context.partition_key)
     stats = compute_feature_stats(observations, day)
     network = pool_stats(stats, by=("feature",))[["feature", "count", "missing_share", "mean", "std"]]
@@ -97,5 +98,26 @@ def feature_stats(context: dg.AssetExecutionContext, observations: pd.DataFrame)
             "stations": int(stats[STATION].nunique()) if len(stats) else 0,
             "features": int(stats["feature"].nunique()) if len(stats) else 0,
             "network_summary": markdown_table(network, max_rows=20),
+        },
+    )
+
+
+@dg.asset(
+    group_name="ingestion",
+    kinds={"json"},
+    description="Stations, coordinates and distance-weighted neighbour edges (the GNN's graph).",
+)
+def station_graph(source: ObservationSourceResource) -> dg.MaterializeResult[dict]:
+    stations = source.get().stations()
+    graph = build_station_graph(stations)
+    edges = graph.to_frame()
+    located = int(stations[["latitude", "longitude"]].notna().all(axis=1).sum())
+    return dg.MaterializeResult(
+        value=graph.to_dict(),
+        metadata={
+            "stations": graph.n_stations,
+            "edges": graph.n_edges,
+            "stations_with_coordinates": located,
+            "edges_preview": markdown_table(edges, max_rows=15),
         },
     )

@@ -1,0 +1,1 @@
+"""The ``aqi-retrain`` command line: demo, backtest, and the GraphQL-backed control commands."""

@@ -1,0 +1,30 @@
+"""``aqi-retrain``: argument parsing and dispatch to one function per command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aqi-retrain", description="Operate the AQI retraining platform (Dagster + MLflow)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="replay simulated days through a live Dagster instance")
+    demo.add_argument("--days", type=int, default=3, help="days of observations to ingest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from aqi_assets.cli.demo import run_demo
+
+        return run_demo(days=args.days)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

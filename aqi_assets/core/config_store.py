@@ -1,0 +1,68 @@
+"""Versioned retraining configuration in the lake: the config in force and every change to it.
+
+The ``retraining_config`` asset writes a new version; sensors, checks and reports read
+``current_config``. An invalid change raises ``ConfigError`` before anything is written, so the
+previous version stays in force.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aqi_assets.core.config import DEFAULT_CONFIG, RetrainingConfig, parse_config
+from aqi_assets.core.lake import Lake
+
+CONFIG_DATASET = "retraining_config"
+_NULLS = {"null", "none", "None", "~"}
+
+
+def current_record(lake: Lake) -> dict:
+    """The stored record ``{version, config, changes, at}``; version 0 = built-in defaults."""
+    record = lake.read_json(CONFIG_DATASET)
+    if not record:
+        return {"version": 0, "config": DEFAULT_CONFIG.model_dump(), "changes": {}, "at": None}
+    return record
+
+
+def current_config(lake: Lake) -> RetrainingConfig:
+    """The configuration in force (the defaults until a change is recorded)."""
+    return parse_config(current_record(lake)["config"])
+
+
+def _coerce(value: Any) -> Any:
+    if isinstance(value, str) and value.strip() in _NULLS:
+        return None
+    return value
+
+
+def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False) -> dict:
+    """Validate ``changes`` on top of the config in force (or the defaults when ``reset``).
+
+    Returns the record of the new version without storing it; raises ``ConfigError`` naming the
+    field when a key is unknown or a value invalid.
+    """
+    previous = current_record(lake)
+    base = DEFAULT_CONFIG if reset else parse_config(previous["config"])
+    updated: RetrainingConfig = base.with_overrides({k: _coerce(v) for k, v in changes.items()})
+    before, after = parse_config(previous["config"]).flat(), updated.flat()
+    diff = {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+    return {
+        "version": int(previous["version"]) + 1,
+        "config": updated.model_dump(),
+        "changes": diff,
+        "requested": dict(changes),
+        "reset": reset,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_record(lake: Lake, record: dict) -> None:
+    """Store a validated record as the version in force and keep a copy in the history."""
+    lake.write_json(f"{CONFIG_DATASET}_history", f"v{int(record['version']):05d}", record)
+    lake.write_json(CONFIG_DATASET, None, record)
+
+
+def history(lake: Lake) -> list[dict]:
+    """Every recorded version, oldest first."""
+    return [lake.read_json(f"{CONFIG_DATASET}_history", key) for key in lake.keys(f"{CONFIG_DATASET}_history", ".json")]

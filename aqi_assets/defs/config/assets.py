@@ -1,0 +1,51 @@
+"""``retraining_config``: validates and records every change of thresholds and schedules."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from aqi_assets.core.config import ConfigError
+from aqi_assets.core.config_store import next_record, save_record
+from aqi_assets.defs.metadata import markdown_table
+from aqi_assets.defs.resources import LakeResource
+
+
+class RetrainingConfigChange(dg.Config):
+    """Dotted settings to change, e.g. ``{"gates.max_rmse": "22", "schedule.days.xgboost": "5"}``.
+
+    Every key and default is listed by ``aqi-retrain config show`` and in the README.
+    """
+
+    set: dict[str, str] = Field(default_factory=dict, description="setting -> new value (dotted keys)")
+    reset: bool = Field(default=False, description="start from the built-in defaults instead of the config in force")
+
+
+@dg.asset(
+    group_name="configuration",
+    kinds={"json"},
+    description="Thresholds and schedules in force (one version per materialization; invalid changes are rejected).",
+)
+def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfigChange, lake: LakeResource) -> dg.MaterializeResult[dict]:
+    store = lake.get()
+    try:
+        record = next_record(store, config.set, reset=config.reset)
+    except ConfigError as exc:
+        raise dg.Failure(
+            description=f"rejected configuration change: {exc}. The previous configuration stays in force.",
+            metadata={"field": exc.field, "requested": dg.MetadataValue.json(config.set)},
+            allow_retries=False,
+        ) from exc
+    save_record(store, record)
+    changes = pd.DataFrame(
+        [{"setting": k, "from": str(v["from"]), "to": str(v["to"])} for k, v in record["changes"].items()]
+    )
+    context.log.info(f"retraining_config v{record['version']}: {len(changes)} setting(s) changed")
+    return dg.MaterializeResult(
+        value=record,
+        metadata={
+            "version": record["version"],
+            "changed_settings": len(changes),
+            "changes": markdown_table(changes) if len(changes) else dg.MetadataValue.md("no change (same values)"),
+            "config": dg.MetadataValue.json(record["config"]),
+        },
+    )

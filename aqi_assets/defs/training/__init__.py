@@ -1,0 +1,1 @@
+"""Training: the training window, the three model assets, their gates and promotions."""

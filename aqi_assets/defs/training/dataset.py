@@ -1,0 +1,51 @@
+"""``training_dataset``: the latest training window of observations that passed their gates."""
+
+import dagster as dg
+import pandas as pd
+
+from aqi_assets.core.config_store import current_config
+from aqi_assets.core.datasets import training_window
+from aqi_assets.defs.metadata import markdown_table
+from aqi_assets.defs.resources import LakeResource
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pandas", "parquet"},
+    deps=["observations"],
+    description=(
+        "The latest `training.window_days` days of stored observations up to the newest day; "
+        "days whose blocking quality checks failed are left out and listed."
+    ),
+)
+def training_dataset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[pd.DataFrame]:
+    store = lake.get()
+    settings = current_config(store).training
+    frame, report = training_window(store, settings.window_days)
+    min_days = settings.validation_days + settings.holdout_days + 1
+    if len(report.days_used) < min_days:
+        raise dg.Failure(
+            description=(
+                f"not enough observations to train: {report.summary()}; need at least {min_days} usable "
+                "days (training.validation_days + training.holdout_days + 1). Materialize more "
+                "`observations` partitions first."
+            ),
+            allow_retries=False,
+        )
+    context.log.info(f"training window: {report.summary()}")
+    excluded = pd.DataFrame(
+        [{"day": d.isoformat(), "failed checks": ", ".join(c)} for d, c in sorted(report.days_excluded.items())]
+    )
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "window_start": str(report.start),
+            "window_end": str(report.end),
+            "days_used": len(report.days_used),
+            "days_excluded": len(report.days_excluded),
+            "days_not_materialized": len(report.days_missing),
+            "stations": int(frame["station"].nunique()),
+            "excluded_days": markdown_table(excluded) if len(excluded) else dg.MetadataValue.md("none"),
+        },
+    )
