@@ -6,7 +6,6 @@ import hashlib
 import math
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -376,27 +375,13 @@ def test_smoke_episode_arrives_and_decays_over_days():
 # ------------------------------------------------------------------------------- scaling
 
 
-def test_thousand_stations_fill_a_wider_area_quickly():
+def test_thousand_stations_fill_a_wider_area():
     source = SimulatedSource(n_stations=1000, end=date(2024, 1, 31))
-    started = time.perf_counter()
     frame = source.read_day(date(2024, 1, 20))
-    elapsed = time.perf_counter() - started
     assert len(frame) == 24_000 and frame["station"].nunique() == 1000
     assert frame["station"].iloc[-1] == "S1000"
     x, _ = _positions_km(source)
     assert np.ptp(x) > 1.5 * np.ptp(_positions_km(SimulatedSource())[0])
-    assert elapsed < 5.0  # about 0.1-0.5 s on two cores, including the 1000×1000 Cholesky
-
-
-def test_twelve_station_days_are_fast_in_replays():
-    source = SimulatedSource(end=date(2024, 12, 31))
-    source.read_day(date(2024, 6, 1))
-    timings = []
-    for k in range(1, 21):
-        started = time.perf_counter()
-        source.read_day(date(2024, 6, 1) + timedelta(days=k))
-        timings.append(time.perf_counter() - started)
-    assert float(np.median(timings)) < 0.05
 
 
 # -------------------------------------------------------------------------------- the spec

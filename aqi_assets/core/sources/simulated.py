@@ -268,6 +268,11 @@ class SimulatedSource(ObservationSource):
             "longitude": self._layout.longitude.copy(),
         })
 
+    @property
+    def is_live(self) -> bool:
+        """Without ``end`` the source keeps producing a new day every midnight (UTC)."""
+        return self.end is None
+
     def first_day(self) -> date:
         return self.start
 
