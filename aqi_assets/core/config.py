@@ -52,23 +52,33 @@ class GateSettings(_Section):
 
 
 class PerformanceSettings(_Section):
-    """Live-error degradation rules (relative to the model's own reference level)."""
+    """Live-error degradation rules (relative to the model's own level right after deployment)."""
 
-    rule: Literal["raw", "skill"] = "skill"
+    rule: Literal["raw", "skill"] = Field(
+        "skill",
+        description="raw: RMSE and within-20 % as measured; skill: both relative to persistence "
+        "on the same days, so a seasonal rise that persistence shares is not degradation",
+    )
     rmse_increase: float = Field(0.15, gt=0, description="high: recent RMSE > reference × (1 + this)")
     accuracy_drop: float = Field(0.10, gt=0, lt=1, description="high: within-20 % drops by this share")
     critical_rmse_increase: float = Field(0.30, gt=0)
     critical_accuracy_drop: float = Field(0.20, gt=0, lt=1)
     recent_days: int = Field(7, ge=1, description="days of live error compared against the reference")
     reference_days: int = Field(14, ge=1, description="days after deployment that set the reference")
+    min_recent_days: int = Field(5, ge=1, description="scored days the recent window needs to judge")
+    min_reference_days: int = Field(7, ge=1, description="scored days the reference window needs")
     cooldown_days: int = Field(3, ge=0, description="no new performance trigger this soon after one")
 
     @model_validator(mode="after")
-    def _critical_above_high(self):
+    def _consistent(self):
         if self.critical_rmse_increase < self.rmse_increase:
             raise ValueError("critical_rmse_increase must be ≥ rmse_increase")
         if self.critical_accuracy_drop < self.accuracy_drop:
             raise ValueError("critical_accuracy_drop must be ≥ accuracy_drop")
+        if self.min_recent_days > self.recent_days:
+            raise ValueError("min_recent_days must be ≤ recent_days")
+        if self.min_reference_days > self.reference_days:
+            raise ValueError("min_reference_days must be ≤ reference_days")
         return self
 
 
@@ -76,22 +86,36 @@ class DriftSettings(_Section):
     """Input-distribution drift rules computed from ``feature_stats`` sketches."""
 
     mean_shift: float = Field(0.25, gt=0, description="critical: |Δmean| / max(|ref mean|, floor) > this")
-    std_ratio_high: float = Field(2.0, gt=1)
-    std_ratio_low: float = Field(0.5, gt=0, lt=1)
-    psi: float = Field(0.25, gt=0, description="population stability index alarm level")
+    std_ratio_high: float = Field(2.0, gt=1, description="medium: within-day std ratio above this")
+    std_ratio_low: float = Field(0.5, gt=0, lt=1, description="medium: within-day std ratio below this")
+    psi: float = Field(0.25, gt=0, description="a significant distribution change with PSI above this is high")
     false_discovery_rate: float = Field(0.01, gt=0, lt=1, description="Benjamini–Hochberg q over all tests")
     current_days: int = Field(7, ge=1)
-    reference_days: int = Field(30, ge=1)
+    onset_days: int = Field(
+        2, ge=1, description="the last days of the current window are also tested alone, so a step "
+        "change is seen before it fills the window",
+    )
+    reference_days: int = Field(30, ge=1, description="days per reference year (seasonal) or in total (recent)")
     reference: Literal["seasonal", "recent"] = "seasonal"
     seasonal_years: int = Field(2, ge=1, le=10, description="earlier years searched for the same weeks")
+    min_peers: int = Field(5, ge=3, description="stations a day needs for the network comparison")
+    min_current_values: int = Field(12, ge=1, description="hourly values a current window needs to be tested")
+    min_reference_values: int = Field(72, ge=1, description="hourly values a reference window needs")
+    cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.onset_days > self.current_days:
+            raise ValueError("onset_days must be ≤ current_days")
+        return self
 
 
 class ScheduleSettings(_Section):
     """Per-model retraining interval and its daily adaptation from a performance score."""
 
     days: dict[str, int] = Field(default_factory=lambda: {"xgboost": 7, "lstm": 14, "gnn": 21})
-    low_score: float = Field(0.7, ge=0, le=1)
-    high_score: float = Field(0.9, ge=0, le=1)
+    low_score: float = Field(0.7, ge=0, le=1, description="score below this: interval × shrink_factor")
+    high_score: float = Field(0.9, ge=0, le=1, description="score above this: interval × grow_factor")
     shrink_factor: float = Field(0.7, gt=0, lt=1)
     grow_factor: float = Field(1.3, gt=1)
     min_days: int = Field(3, ge=1)
@@ -103,6 +127,9 @@ class ScheduleSettings(_Section):
         unknown = sorted(set(self.days) - set(MODEL_NAMES))
         if unknown:
             raise ValueError(f"unknown model(s) {unknown}; expected {list(MODEL_NAMES)}")
+        short = {m: d for m, d in self.days.items() if d < 1}
+        if short:
+            raise ValueError(f"schedule days must be ≥ 1, got {short}")
         if self.low_score > self.high_score:
             raise ValueError("low_score must be ≤ high_score")
         if self.min_days > self.max_days:
