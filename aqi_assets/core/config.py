@@ -27,6 +27,9 @@ class TrainingSettings(_Section):
     window_days: int = Field(365, ge=7, le=3650, description="latest days used for training")
     validation_days: int = Field(30, ge=1)
     holdout_days: int = Field(30, ge=1)
+    preset: Literal["full", "fast"] = Field(
+        "full", description="model size: 'full' for real training, 'fast' for demos and tests"
+    )
 
     @model_validator(mode="after")
     def _split_fits(self):

@@ -21,6 +21,8 @@ from aqi_assets.core.config import MODEL_NAMES
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 GATE_TAG_PREFIX = "gate."
+#: The first data day a version serves (the day after its training window), for live scoring.
+SERVING_SINCE_TAG = "aqi.serving_since"
 
 
 class RegistryError(Exception):
@@ -109,7 +111,8 @@ def failed_gates(model: str, version: str, required: tuple[str, ...], client: Ml
 
 
 def _move_champion(client: MlflowClient, model: str, to_version: str, action: str,
-                   trigger_type: str, reason: str, metrics: dict, run_id: str | None) -> PromotionRecord:
+                   trigger_type: str, reason: str, metrics: dict, run_id: str | None,
+                   serving_since: str | None = None) -> PromotionRecord:
     name = registered_model_name(model)
     client.get_model_version(name, to_version)  # raises if the version does not exist
     current = _alias_version(client, name, CHAMPION)
@@ -123,6 +126,8 @@ def _move_champion(client: MlflowClient, model: str, to_version: str, action: st
     client.set_model_version_tag(name, str(to_version), "stage", "Production")
     client.set_model_version_tag(name, str(to_version), "promoted_at", now)
     client.set_model_version_tag(name, str(to_version), "promoted_by", f"{action}:{trigger_type}")
+    if serving_since:
+        client.set_model_version_tag(name, str(to_version), SERVING_SINCE_TAG, serving_since)
     return PromotionRecord(
         model=model, registered_model=name, action=action,
         from_version=str(current.version) if current else None, to_version=str(to_version),
@@ -131,14 +136,16 @@ def _move_champion(client: MlflowClient, model: str, to_version: str, action: st
 
 
 def promote(model: str, version: str, *, trigger_type: str, reason: str, metrics: dict | None = None,
-            run_id: str | None = None, client: MlflowClient | None = None) -> PromotionRecord:
+            run_id: str | None = None, serving_since: str | None = None,
+            client: MlflowClient | None = None) -> PromotionRecord:
     """Make ``version`` the champion; the one it replaces becomes ``previous_champion``."""
     return _move_champion(client or MlflowClient(), model, str(version), "promote",
-                          trigger_type, reason, metrics or {}, run_id)
+                          trigger_type, reason, metrics or {}, run_id, serving_since)
 
 
 def rollback(model: str, *, reason: str, to_version: str | None = None, trigger_type: str = "manual",
-             run_id: str | None = None, client: MlflowClient | None = None) -> PromotionRecord:
+             run_id: str | None = None, serving_since: str | None = None,
+             client: MlflowClient | None = None) -> PromotionRecord:
     """Move ``champion`` back to ``previous_champion`` (or to ``to_version``)."""
     client = client or MlflowClient()
     name = registered_model_name(model)
@@ -147,7 +154,8 @@ def rollback(model: str, *, reason: str, to_version: str | None = None, trigger_
         if previous is None:
             raise RegistryError(f"{name} has no previous_champion to roll back to")
         to_version = str(previous.version)
-    return _move_champion(client, model, str(to_version), "rollback", trigger_type, reason, {}, run_id)
+    return _move_champion(client, model, str(to_version), "rollback", trigger_type, reason, {}, run_id,
+                          serving_since)
 
 
 def versions(model: str, client: MlflowClient | None = None) -> list[ModelVersion]:

@@ -1,14 +1,20 @@
-"""Resources shared by every asset, check and sensor: the source, the lake and its IO manager."""
+"""Resources shared by assets, checks and sensors: source, lake and IO manager, MLflow tracking and registry."""
 
 
+import sys
 from typing import Any
 
 import dagster as dg
+import mlflow
 import pandas as pd
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+from dagster_mlflow.resources import MlFlow
+from mlflow.tracking import MlflowClient
 from pydantic import Field
 
 from aqi_assets.core.lake import Lake
-from aqi_assets.core.settings import lake_root
+from aqi_assets.core.registry import configure_mlflow
+from aqi_assets.core.settings import lake_root, mlflow_artifact_root, mlflow_experiment, mlflow_tracking_uri
 from aqi_assets.core.sources import ObservationSource, source_from_spec
 
 
@@ -80,6 +86,55 @@ class LakeIOManager(dg.ConfigurableIOManager):
         return record
 
 
+class MlflowRegistryResource(dg.ConfigurableResource):
+    """The MLflow model registry (embedded SQLite by default, any server with MLFLOW_TRACKING_URI)."""
+
+    tracking_uri: str = Field(default="", description="Empty means $MLFLOW_TRACKING_URI or the embedded store.")
+    experiment: str = Field(default="", description="Empty means $AQI_MLFLOW_EXPERIMENT or 'aqi_retraining'.")
+
+    def client(self) -> MlflowClient:
+        configure_mlflow(self.tracking_uri or mlflow_tracking_uri(), mlflow_artifact_root(),
+                         self.experiment or mlflow_experiment())
+        return MlflowClient()
+
+
+_TRACKING_SCHEMA = {**MLFLOW_CONFIG_SCHEMA}
+_TRACKING_SCHEMA["experiment_name"] = dg.Field(dg.Noneable(dg.StringSource), default_value=None, is_required=False,
+                                               description="Empty means $AQI_MLFLOW_EXPERIMENT or 'aqi_retraining'.")
+
+
+class _ResolvedConfigContext:
+    """The init context with MLflow settings resolved from the environment where config left them empty."""
+
+    def __init__(self, context, config: dict):
+        self._context = context
+        self.resource_config = config
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
+
+
+@dg.resource(config_schema=_TRACKING_SCHEMA)
+def mlflow_tracking(init_context):
+    """dagster-mlflow's tracking resource: one MLflow run per Dagster run, resumed by every step.
+
+    The experiment is created with the platform's artifact root first (a SQLite backend would
+    otherwise put artifacts under the working directory), and each step closes the run it
+    resumed (FINISHED, or FAILED when the step raised), so no run is left "running".
+    """
+    config = dict(init_context.resource_config)
+    config["mlflow_tracking_uri"] = config.get("mlflow_tracking_uri") or mlflow_tracking_uri()
+    config["experiment_name"] = config.get("experiment_name") or mlflow_experiment()
+    configure_mlflow(config["mlflow_tracking_uri"], mlflow_artifact_root(), config["experiment_name"])
+    tracker = MlFlow(_ResolvedConfigContext(init_context, config))
+    yield tracker
+    # Teardown runs inside Dagster's error handling when the step raised (as dagster-mlflow's own
+    # cleanup relies on), so sys.exc_info tells a failed step from a finished one.
+    tracker.cleanup_on_error()
+    if sys.exc_info()[1] is None and mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -87,5 +142,7 @@ def resources() -> dg.Definitions:
             "source": ObservationSourceResource(),
             "lake": LakeResource(),
             "io_manager": LakeIOManager(),
+            "mlflow_registry": MlflowRegistryResource(),
+            "mlflow": mlflow_tracking,
         }
     )

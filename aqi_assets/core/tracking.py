@@ -1,0 +1,55 @@
+"""Logging a candidate to MLflow: params, metrics, trigger tags, the model, and its new version."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from aqi_assets.core.candidate import Candidate
+from aqi_assets.core.config import TrainingSettings
+from aqi_assets.core.forecasting import log_forecaster
+from aqi_assets.core.registry import registered_model_name
+from aqi_assets.core.schema import STATION, TIMESTAMP
+
+
+def _flat(prefix: str, values: dict) -> dict:
+    return {f"{prefix}{k}": v for k, v in values.items() if isinstance(v, (int, float, str, bool)) and v is not None}
+
+
+def input_example(candidate: Candidate) -> pd.DataFrame:
+    """The last ``lookback + 2`` hours of the holdout for every station (enough for forecasts)."""
+    frame = candidate.scoring_frame
+    hours = candidate.forecaster.lookback_hours + 2
+    cutoff = frame[TIMESTAMP].max() - pd.Timedelta(hours=hours)
+    return frame[frame[TIMESTAMP] > cutoff].sort_values([TIMESTAMP, STATION]).reset_index(drop=True)
+
+
+def log_candidate(candidate: Candidate, settings: TrainingSettings, tags: dict[str, str]) -> dict:
+    """Log the candidate in a (nested, when a run is active) MLflow run and register a version.
+
+    Returns ``{"mlflow_run_id", "version", "model_uri", "registered_model"}``.
+    """
+    name = registered_model_name(candidate.model)
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=f"{candidate.model}-candidate", nested=nested) as run:
+        mlflow.set_tags({**tags, "aqi/model": candidate.model, "aqi/trained_through": candidate.trained_through.isoformat()})
+        mlflow.log_params({**_flat("hp.", candidate.forecaster.params()),
+                           **_flat("training.", settings.model_dump())})
+        metrics = _flat("holdout_", candidate.metrics)
+        if candidate.champion_metrics:
+            metrics.update(_flat("champion_holdout_", candidate.champion_metrics))
+        metrics.update({"train_seconds": candidate.train_seconds, "train_cpu_seconds": candidate.train_cpu_seconds})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not isinstance(v, str)})
+        mlflow.log_dict(candidate.record(), "candidate.json")
+        info = log_forecaster(candidate.forecaster, input_example=input_example(candidate),
+                              registered_model_name=name)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, "stage", "Candidate")
+    client.set_model_version_tag(name, version, "aqi.trained_through", candidate.trained_through.isoformat())
+    for key in ("aqi/trigger_type", "aqi/reason", "dagster_run_id"):
+        if key in tags:
+            client.set_model_version_tag(name, version, key.replace("/", "."), tags[key][:250])
+    return {"mlflow_run_id": run.info.run_id, "version": version,
+            "model_uri": f"models:/{name}/{version}", "registered_model": name}

@@ -1,0 +1,137 @@
+"""Model assets on a real instance and a real MLflow: promotion, a failing gate, rollback, the pool."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from aqi_assets.core import registry
+from aqi_assets.core.lake import Lake
+from aqi_assets.core.sources.simulated import SimulatedSource
+from aqi_assets.definitions import defs
+from aqi_assets.defs.resources import LakeIOManager, LakeResource, MlflowRegistryResource, ObservationSourceResource
+
+START = date(2024, 1, 1)
+DAYS = 40
+FAST_SETTINGS = {"training.window_days": "36", "training.validation_days": "5", "training.holdout_days": "5",
+                 "training.preset": "fast", "gates.min_within_20": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A lake holding 40 simulated days, the station graph, and a fast training config."""
+    root = tmp_path_factory.mktemp("models")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    lake = Lake(root / "lake")
+    source = SimulatedSource(seed=7, n_stations=6, start=START, end=START + timedelta(days=DAYS - 1))
+    for i in range(DAYS):
+        day = START + timedelta(days=i)
+        lake.write_frame("observations", day.isoformat(), source.read_day(day))
+    resources = {
+        "source": ObservationSourceResource(spec=source.spec),
+        "lake": LakeResource(root=str(lake.root)),
+        "io_manager": LakeIOManager(root=str(lake.root)),
+        "mlflow_registry": MlflowRegistryResource(tracking_uri=uri),
+        "mlflow": defs.resources["mlflow"].configured({"mlflow_tracking_uri": uri, "experiment_name": "model_tests"}),
+    }
+    with dg.instance_for_test() as instance:
+        run(instance, resources, ["station_graph"])
+        run(instance, resources, ["retraining_config"],
+            run_config={"ops": {"retraining_config": {"config": {"set": FAST_SETTINGS}}}})
+        MlflowRegistryResource(tracking_uri=uri).client()
+        yield instance, resources, lake
+
+
+def run(instance, resources, selection, run_config=None, tags=None, raise_on_error=True):
+    assets = list(defs.assets)
+    checks = list(defs.asset_checks or [])
+    return dg.materialize(assets + checks, instance=instance, resources=resources, selection=selection,
+                          run_config=run_config or {}, tags=tags or {}, raise_on_error=raise_on_error)
+
+
+def retrain(instance, resources, model, tags=None):
+    return run(instance, resources, ["training_dataset", f"{model}_model", f"{model}_promotion"],
+               tags=tags or {"aqi/trigger_type": "drift", "aqi/severity": "critical", "aqi/reason": "test drift"},
+               raise_on_error=False)
+
+
+def checks_of(result):
+    return {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+def test_good_candidate_is_promoted_and_recorded(platform):
+    instance, resources, lake = platform
+    result = retrain(instance, resources, "xgboost")
+    assert result.success
+    gates = checks_of(result)
+    assert set(gates) == {"rmse_within_limit", "accuracy_within_limit", "beats_persistence", "no_worse_than_champion"}
+    assert all(g.passed for g in gates.values())
+    promotion = result.asset_materializations_for_node("xgboost_promotion")[0].metadata
+    assert promotion["action"].value == "promote" and promotion["from_version"].value == "none"
+    assert promotion["trigger_type"].value == "drift" and promotion["reason"].value == "test drift"
+    champion = registry.champion("xgboost")
+    assert str(champion.version) == promotion["to_version"].value
+    assert champion.tags["aqi.serving_since"] == (START + timedelta(days=DAYS)).isoformat()
+    record = lake.read_json("xgboost_model")
+    assert record["metrics"]["rmse"] < record["metrics"]["persistence_rmse"]
+    assert record["trigger"]["trigger_type"] == "drift"
+
+
+def test_bad_candidate_fails_its_gate_and_leaves_the_champion(platform):
+    instance, resources, lake = platform
+    before = registry.champion("xgboost")
+    assert before is not None
+    run(instance, resources, ["retraining_config"],
+        run_config={"ops": {"retraining_config": {"config": {"set": {"gates.max_rmse": "0.5"}}}}})
+    try:
+        result = retrain(instance, resources, "xgboost")
+    finally:
+        run(instance, resources, ["retraining_config"],
+            run_config={"ops": {"retraining_config": {"config": {"set": {"gates.max_rmse": "25"}}}}})
+    gate = checks_of(result)["rmse_within_limit"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert "> limit 0.5" in gate.description
+    assert gate.metadata["threshold"].value == 0.5 and gate.metadata["value"].value > 0.5
+    assert not result.asset_materializations_for_node("xgboost_promotion")
+    assert registry.champion("xgboost").version == before.version
+    rejected = lake.read_json("xgboost_model")["version"]
+    assert registry.failed_gates("xgboost", rejected, ("rmse_within_limit",)) == ["rmse_within_limit"]
+
+
+def test_rollback_restores_the_previous_version(platform):
+    instance, resources, _ = platform
+    first = str(registry.champion("xgboost").version)
+    assert retrain(instance, resources, "xgboost").success
+    second = str(registry.champion("xgboost").version)
+    assert second != first
+    result = run(instance, resources, ["xgboost_promotion"], run_config={
+        "ops": {"xgboost_promotion": {"config": {"action": "rollback", "reason": "live error too high"}}}})
+    meta = result.asset_materializations_for_node("xgboost_promotion")[0].metadata
+    assert (meta["action"].value, meta["from_version"].value, meta["to_version"].value) == ("rollback", second, first)
+    assert meta["reason"].value == "live error too high"
+    assert str(registry.champion("xgboost").version) == first
+    history = instance.fetch_materializations(dg.AssetKey("xgboost_promotion"), limit=10).records
+    actions = [r.asset_materialization.metadata["action"].value for r in history]
+    assert actions[:3] == ["rollback", "promote", "promote"]
+
+
+def test_manual_retraining_trains_only_the_requested_model(platform):
+    instance, resources, lake = platform
+    job = defs.resolve_job_def("manual_retraining")
+    result = job.execute_in_process(
+        instance=instance, resources=resources, raise_on_error=False,
+        run_config={"model": "xgboost", "reason": "new sensor firmware", "severity": "high"},
+    )
+    assert result.success
+    trained = {e.asset_key.to_user_string() for e in result.all_events
+               if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert {"training_dataset", "xgboost_model", "xgboost_promotion"} <= trained
+    assert not trained & {"lstm_model", "gnn_model", "lstm_promotion", "gnn_promotion"}
+    record = lake.read_json("xgboost_model")
+    assert record["trigger"] == {"trigger_type": "manual", "severity": "high", "reason": "new sensor firmware", "key": ""}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="not in enum type Severity got sometimes"):
+        job.execute_in_process(instance=instance, resources=resources,
+                               run_config={"model": "gnn", "reason": "x", "severity": "sometimes"})
