@@ -37,8 +37,10 @@ def registered_model_name(model: str) -> str:
 
 def configure_mlflow(tracking_uri: str, artifact_root: str, experiment: str) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists (artifacts under
-    ``artifact_root`` when it is created here). Returns the experiment id."""
+    ``artifact_root`` when it is created here); the model registry lives on the same store.
+    Returns the experiment id."""
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is not None:

@@ -1,0 +1,168 @@
+"""The recurrent forecaster: an LSTM over each station's own recent hours, pooled over stations.
+
+Each sample is one station's last ``window_hours`` of inputs (``SequenceScaler``: scaled,
+imputed from the past, with observed-masks and calendar); the LSTM's final state and the
+current inputs feed a small head that predicts the change of the target over the horizon
+relative to the latest observation, trained with the same blended loss as the GNN. Stations are
+independent here: the LSTM never sees its neighbours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.panel import Panel
+from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
+from aqi_assets.core.forecasting.torch_training import (
+    batch_indices,
+    blended_loss,
+    residual_forecast,
+    set_torch_threads,
+    train_loop,
+)
+from aqi_assets.core.station_graph import StationGraph
+
+MODEL_FILE = "lstm.pt"
+
+
+class StationLSTM(nn.Module):
+    """LSTM over a (B, L, C) window, then a head on [final state, current inputs] → (B,)."""
+
+    def __init__(self, channels: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Linear(channels, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(hidden + channels, hidden), nn.SiLU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (state, _) = self.lstm(torch.relu(self.embed(x)))
+        return self.head(torch.cat([state[-1], x[:, -1]], dim=-1)).squeeze(-1)
+
+
+class LSTMForecaster(Forecaster):
+    """Per-station LSTM (see the module docstring)."""
+
+    kind = "lstm"
+    DEFAULTS: dict[str, Any] = {
+        "window_hours": 24,
+        "hidden": 64,
+        "layers": 1,
+        "dropout": 0.1,
+        "batch_size": 256,
+        "max_epochs": 20,
+        "patience": 5,
+        "learning_rate": 2e-3,
+        "weight_decay": 1e-4,
+        "log_loss_weight": 0.3,
+        "output": "additive",
+        "ema_decay": 0.998,
+        "schedule": "cosine",
+        "max_seconds": 480.0,
+        "fill_hours": 24,
+        "threads": 1,
+        "seed": 0,
+    }
+    FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "batch_size": 256, "max_epochs": 10,
+                            "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0}
+
+    def __init__(self, spec=None, **hyperparams):
+        super().__init__(spec, **hyperparams)
+        self.scaler: SequenceScaler | None = None
+        self.net: StationLSTM | None = None
+
+    @property
+    def lookback_hours(self) -> int:
+        return int(self.hyperparams["window_hours"]) - 1
+
+    def _new_net(self) -> StationLSTM:
+        hp = self.hyperparams
+        return StationLSTM(self.scaler.n_channels, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))
+
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
+            graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        clock = Stopwatch()
+        hp = self.hyperparams
+        set_torch_threads(int(self.hyperparams["threads"]))
+        torch.manual_seed(int(hp["seed"]))
+        rng = np.random.default_rng(int(hp["seed"]))
+        self.graph = graph
+        panel, train_rows, valid_rows = self._training_panel(train, valid)
+        self.scaler = SequenceScaler(self.spec, fill_hours=int(hp["fill_hours"])).fit(panel, train_rows)
+        self.net = self._new_net()
+        x = torch.from_numpy(self.scaler.inputs(panel))
+        target, base = self._targets(panel)
+        known = np.isfinite(target) & np.isfinite(base)
+        window = int(hp["window_hours"])
+        usable = known.copy()
+        usable[: window - 1] = False
+        train_cells = np.argwhere(train_rows[:, None] & usable)
+        valid_cells = np.argwhere(valid_rows[:, None] & usable)
+        base_t = torch.from_numpy(np.nan_to_num(base).astype(np.float32))
+        target_t = torch.from_numpy(np.nan_to_num(target).astype(np.float32))
+        scale, log_weight, output = self.scaler.target_scale, float(hp["log_loss_weight"]), str(hp["output"])
+        report_progress(progress, f"lstm: {len(train_cells)} training and {len(valid_cells)} validation "
+                                  f"station-hours, window {window} h")
+
+        def loss(net, cells):
+            t, s = torch.as_tensor(cells[:, 0]), torch.as_tensor(cells[:, 1])
+            forecast = residual_forecast(net(_windows(x, t, s, window)), base_t[t, s], scale, output)
+            return blended_loss(forecast, target_t[t, s], scale, log_weight), len(cells)
+
+        batch = int(hp["batch_size"])
+        report = train_loop(
+            self.net,
+            lambda: (train_cells[i] for i in batch_indices(len(train_cells), batch, rng)),
+            (lambda: (valid_cells[i] for i in batch_indices(len(valid_cells), 4 * batch, None)))
+            if len(valid_cells) else None,
+            loss,
+            max_epochs=int(hp["max_epochs"]), patience=int(hp["patience"]),
+            learning_rate=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"]),
+            max_seconds=float(hp["max_seconds"]), progress=progress, label="lstm",
+            ema_decay=float(hp["ema_decay"]), schedule=str(hp["schedule"]),
+        )
+        report.update({"train_samples": int(len(train_cells)), "valid_samples": int(len(valid_cells)),
+                       "seconds": clock.seconds})
+        self.training_report = report
+        return report
+
+    def _predict_grid(self, panel: Panel) -> np.ndarray:
+        set_torch_threads(int(self.hyperparams["threads"]))
+        x = torch.from_numpy(self.scaler.inputs(panel))
+        _, base = self._targets(panel)
+        cells = np.argwhere(self.issuable(panel))
+        grid = np.full(panel.shape, np.nan)
+        window = int(self.hyperparams["window_hours"])
+        self.net.eval()
+        with torch.no_grad():
+            for chunk in batch_indices(len(cells), 4096, None):
+                t, s = cells[chunk, 0], cells[chunk, 1]
+                out = self.net(_windows(x, torch.as_tensor(t), torch.as_tensor(s), window))
+                base_ts = torch.from_numpy(base[t, s].astype(np.float32))
+                forecast = residual_forecast(out, base_ts, self.scaler.target_scale, str(self.hyperparams["output"]))
+                grid[t, s] = np.clip(forecast.numpy(), 0.0, None)
+        return grid
+
+    def _save_model(self, directory: Path) -> dict[str, Any]:
+        torch.save(self.net.state_dict(), directory / MODEL_FILE)
+        return {"scaler": self.scaler.to_dict()}
+
+    def _load_model(self, directory: Path, state: dict[str, Any]) -> None:
+        self.scaler = SequenceScaler.from_dict(state["scaler"])
+        self.net = self._new_net()
+        self.net.load_state_dict(torch.load(directory / MODEL_FILE, weights_only=True))
+        self.net.eval()
+
+
+def _windows(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, window: int) -> torch.Tensor:
+    """``(B, window, C)`` inputs of station ``s[i]`` for the hours up to ``t[i]``."""
+    steps = t[:, None] + torch.arange(-window + 1, 1)[None, :]
+    return x[steps, s[:, None]]

@@ -1,0 +1,112 @@
+"""The dense hourly grid (time × station) that every forecaster computes on.
+
+A canonical long frame becomes a ``Panel``: one contiguous hourly time axis from the first to
+the last timestamp, the stations in a fixed order, and for each numeric column a ``(T, N)``
+float array with NaN where no reading exists (missing rows and missing cells alike). Wind
+direction becomes ``wind_from_deg`` (compass degrees) and the ``wind_u``/``wind_v`` components
+(m/s, positive towards east/north). ``present`` marks the (hour, station) rows the frame held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aqi_assets.core.schema import COMPASS_DEGREES, NUMERIC_COLUMNS, STATION, TIMESTAMP, WIND_DIRECTION
+
+HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass
+class Panel:
+    """Hourly values of every variable on a (time, station) grid."""
+
+    times: pd.DatetimeIndex
+    stations: tuple[str, ...]
+    values: dict[str, np.ndarray]
+    present: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.times), len(self.stations)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, stations: list[str] | tuple[str, ...] | None = None) -> "Panel":
+        """Lay ``frame`` (canonical schema) on the grid; ``stations`` fixes the station order.
+
+        Rows of stations not in ``stations`` are ignored; duplicate (hour, station) rows keep the
+        last. Timestamps are floored to the hour.
+        """
+        if stations is None:
+            stations = sorted(frame[STATION].astype(str).unique()) if len(frame) else []
+        stations = tuple(str(s) for s in stations)
+        if len(frame) == 0:
+            times = pd.DatetimeIndex([], name=TIMESTAMP)
+            n = len(stations)
+            empty = {c: np.empty((0, n)) for c in NUMERIC_COLUMNS + ("wind_from_deg", "wind_u", "wind_v")}
+            return cls(times, stations, empty, np.zeros((0, n), dtype=bool))
+        stamps = pd.to_datetime(frame[TIMESTAMP]).dt.floor("h")
+        start, end = stamps.min(), stamps.max()
+        times = pd.date_range(start, end, freq="h", name=TIMESTAMP)
+        row = ((stamps - start) // HOUR).to_numpy(dtype=np.int64)
+        position = {s: i for i, s in enumerate(stations)}
+        col = frame[STATION].astype(str).map(position).to_numpy(dtype=float)
+        keep = ~np.isnan(col)
+        row, col = row[keep], col[keep].astype(np.int64)
+        shape = (len(times), len(stations))
+        present = np.zeros(shape, dtype=bool)
+        present[row, col] = True
+        values: dict[str, np.ndarray] = {}
+        for column in NUMERIC_COLUMNS:
+            grid = np.full(shape, np.nan)
+            if column in frame.columns:
+                grid[row, col] = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)[keep]
+            values[column] = grid
+        wind = np.full(shape, np.nan)
+        if WIND_DIRECTION in frame.columns:
+            wind[row, col] = frame[WIND_DIRECTION].map(COMPASS_DEGREES).to_numpy(float)[keep]
+        values["wind_from_deg"] = wind
+        speed = values["wind_speed"]
+        towards = np.radians(wind + 180.0)
+        values["wind_u"] = speed * np.sin(towards)
+        values["wind_v"] = speed * np.cos(towards)
+        return cls(times, stations, values, present)
+
+    def to_long(self, arrays: dict[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
+        """A long frame (``station``, ``timestamp`` + one column per array) of the cells in ``mask``."""
+        t_idx, s_idx = np.nonzero(mask)
+        out = pd.DataFrame({
+            STATION: np.asarray(self.stations, dtype=object)[s_idx],
+            TIMESTAMP: self.times[t_idx],
+        })
+        for name, array in arrays.items():
+            out[name] = array[t_idx, s_idx]
+        return out
+
+
+def shift(grid: np.ndarray, hours: int) -> np.ndarray:
+    """``grid`` moved ``hours`` later in time (value at t is the one at t - hours); NaN fill."""
+    out = np.full_like(grid, np.nan, dtype=float)
+    if hours == 0:
+        return grid.astype(float, copy=True)
+    if hours > 0:
+        out[hours:] = grid[:-hours]
+    else:
+        out[:hours] = grid[-hours:]
+    return out
+
+
+def forward_fill(grid: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """Carry the last observation forward in time (at most ``limit`` hours); never backwards."""
+    return pd.DataFrame(grid).ffill(limit=limit).to_numpy()
+
+
+def rolling(grid: np.ndarray, hours: int, how: str, min_periods: int = 1) -> np.ndarray:
+    """Trailing ``hours``-window statistic (``mean``, ``std``, ``min``, ``max``, ``sum``) per station."""
+    window = pd.DataFrame(grid).rolling(hours, min_periods=min_periods)
+    return getattr(window, how)().to_numpy()

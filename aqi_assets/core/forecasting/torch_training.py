@@ -1,0 +1,180 @@
+"""The training loop of the torch forecasters: AdamW, early stopping, a wall-clock budget.
+
+``train_loop`` runs epochs over shuffled training batches, scores the validation batches after
+each epoch, keeps the best weights (lowest validation loss; the training loss when there is no
+validation data), stops after ``patience`` epochs without improvement, at ``max_epochs``, or
+when ``max_seconds`` would be exceeded by another epoch, and restores the best weights. The
+learning rate either follows a cosine decay over ``max_epochs`` (``schedule="cosine"``: a
+fixed budget of epochs is spent well) or is halved after ``patience // 2`` epochs without
+improvement (``"plateau"``). With ``ema_decay`` > 0 the
+weights that are scored and kept are an exponential moving average of the trained ones
+(Polyak averaging), which smooths out the noise of the last updates.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
+
+Batches = Callable[[], Iterable[Any]]
+LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int]]
+
+
+def set_torch_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads.
+
+    The sequence models are small (batches of a few thousand station-hours): a second thread
+    gains little, and when another process competes for the cores, torch's spinning worker
+    threads slow training down tenfold. Their default is therefore one thread.
+    """
+    threads = max(int(threads), 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    train_batches: Batches,
+    valid_batches: Batches | None,
+    loss_fn: LossFn,
+    *,
+    max_epochs: int,
+    patience: int,
+    learning_rate: float,
+    weight_decay: float,
+    max_seconds: float,
+    progress: Progress | None,
+    label: str,
+    ema_decay: float = 0.0,
+    schedule: str = "cosine",
+) -> dict[str, Any]:
+    """Train ``model`` in place; return the report (epochs, best epoch, losses, seconds)."""
+    if schedule not in ("cosine", "plateau"):
+        raise ValueError(f"schedule must be 'cosine' or 'plateau', not {schedule!r}")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    averaged = copy.deepcopy(model) if ema_decay > 0 else model
+    steps = {"done": 0, "total": 0}
+
+    def after_step() -> None:
+        steps["done"] += 1
+        if ema_decay > 0:  # warm-up: early averages do not cling to the initial weights
+            _update_average(averaged, model, min(ema_decay, (1 + steps["done"]) / (10 + steps["done"])))
+        if schedule == "cosine" and steps["total"]:
+            fraction = min(steps["done"] / steps["total"], 1.0)
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * fraction)))
+    clock = Stopwatch()
+    best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(averaged.state_dict())
+    history: list[dict[str, float]] = []
+    stale, stop_reason, epoch_seconds = 0, "max_epochs", 0.0
+    for epoch in range(1, max_epochs + 1):
+        if epoch > 1 and clock.seconds + epoch_seconds > max_seconds:
+            stop_reason = "time_budget"
+            break
+        started = clock.seconds
+        model.train()
+        batches = list(train_batches())
+        steps["total"] = steps["total"] or max_epochs * len(batches)
+        train_loss = _run_epoch(model, batches, loss_fn, optimiser, after_step)
+        averaged.eval()
+        with torch.no_grad():
+            valid_loss = _run_epoch(averaged, valid_batches(), loss_fn, None) if valid_batches else math.nan
+        epoch_seconds = clock.seconds - started
+        score = valid_loss if math.isfinite(valid_loss) else train_loss
+        history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+                        "seconds": epoch_seconds})
+        improved = score < best_loss - 1e-6
+        if improved:
+            best_loss, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy(averaged.state_dict())
+        else:
+            stale += 1
+            if schedule == "plateau" and stale == max(patience // 2, 1):
+                for group in optimiser.param_groups:
+                    group["lr"] *= 0.5
+        report_progress(progress, f"{label} epoch {epoch}/{max_epochs}: train loss {train_loss:.4f}, "
+                                  f"valid loss {valid_loss:.4f}{' (best)' if improved else ''}, "
+                                  f"{epoch_seconds:.1f}s")
+        if stale >= patience:
+            stop_reason = "early_stopping"
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return {
+        "epochs": len(history),
+        "best_epoch": best_epoch,
+        "best_loss": best_loss,
+        "stop_reason": stop_reason,
+        "history": history,
+        "seconds": clock.seconds,
+    }
+
+
+def _update_average(averaged: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for mean, current in zip(averaged.parameters(), model.parameters()):
+            mean.mul_(decay).add_(current.detach(), alpha=1.0 - decay)
+        for mean, current in zip(averaged.buffers(), model.buffers()):
+            mean.copy_(current)
+
+
+def _run_epoch(model, batches, loss_fn, optimiser, after_step=None) -> float:
+    """Mean loss per sample over ``batches``; with an ``optimiser``, one update per batch."""
+    total, count = 0.0, 0
+    for batch in batches:
+        loss, n = loss_fn(model, batch)
+        if n == 0:
+            continue
+        if optimiser is not None:
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            after_step()
+        total += float(loss.detach()) * n
+        count += n
+    return total / count if count else math.nan
+
+
+#: Typical size of an hourly change of log concentration; scales log-space outputs and errors.
+LOG_CHANGE_SCALE = 0.25
+OUTPUTS: tuple[str, ...] = ("additive", "multiplicative")
+
+
+def residual_forecast(out: torch.Tensor, base: torch.Tensor, target_scale: float, output: str) -> torch.Tensor:
+    """The forecast from a network output that is a change relative to the latest value ``base``.
+
+    ``additive``: ``base + out · target_scale`` (a change in concentration units);
+    ``multiplicative``: ``(1 + base) · exp(out · LOG_CHANGE_SCALE) - 1`` (a relative change, whose
+    size naturally grows with the level).
+    """
+    if output == "additive":
+        return base + out * target_scale
+    if output == "multiplicative":
+        step = torch.clamp(out * LOG_CHANGE_SCALE, -6.0, 6.0)
+        return torch.expm1(torch.log1p(torch.clamp(base, min=0.0)) + step)
+    raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
+
+
+def blended_loss(forecast: torch.Tensor, target: torch.Tensor, target_scale: float,
+                 log_weight: float) -> torch.Tensor:
+    """``(1 - log_weight)`` × squared error in units of ``target_scale`` (the spread of the change
+    over the horizon) + ``log_weight`` × squared error of log(1 + ·) in units of ``LOG_CHANGE_SCALE``.
+    """
+    loss = (((forecast - target) / target_scale) ** 2).mean()
+    if log_weight > 0:
+        log_error = (torch.log1p(torch.clamp(forecast, min=0.0)) - torch.log1p(torch.clamp(target, min=0.0)))
+        loss = (1 - log_weight) * loss + log_weight * ((log_error / LOG_CHANGE_SCALE) ** 2).mean()
+    return loss
+
+
+def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """``0..n-1`` in shuffled (``rng``) or natural order, cut into batches."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]

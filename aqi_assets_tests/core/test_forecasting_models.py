@@ -1,0 +1,155 @@
+"""The three forecasters behind one interface: fit, predict's contract, causality, persistence, save/load."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aqi_assets.core.forecasting import (
+    FORECASTER_KINDS,
+    PREDICTION_COLUMNS,
+    ForecastSpec,
+    Forecaster,
+    default_hyperparams,
+    evaluate,
+    make_forecaster,
+)
+from aqi_assets.core.sources.simulated import SimulatedSource
+from aqi_assets.core.station_graph import build_station_graph
+
+TRAIN = (date(2024, 1, 1), date(2024, 2, 4))
+VALID = (date(2024, 2, 5), date(2024, 2, 9))
+TEST = (date(2024, 2, 10), date(2024, 2, 16))
+
+
+@pytest.fixture(scope="module")
+def source():
+    return SimulatedSource(seed=11, n_stations=6, start=date(2024, 1, 1), end=date(2024, 3, 1))
+
+
+@pytest.fixture(scope="module")
+def data(source):
+    read = lambda span: source.read_range(*span)  # noqa: E731
+    return {"train": read(TRAIN), "valid": read(VALID), "test": read(TEST),
+            "graph": build_station_graph(source.stations(), k=2)}
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """One fast-preset forecaster of each kind, fitted once for the module."""
+    models = {}
+    for kind in FORECASTER_KINDS:
+        model = make_forecaster(kind, ForecastSpec(), preset="fast")
+        model.fit(data["train"], data["valid"], data["graph"])
+        models[kind] = model
+    return models
+
+
+def history(data) -> pd.DataFrame:
+    return pd.concat([data["valid"], data["test"]], ignore_index=True)
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_predict_returns_one_row_per_forecastable_station_hour(kind, fitted, data):
+    model = fitted[kind]
+    frame = history(data)
+    out = model.predict(frame)
+    assert list(out.columns) == list(PREDICTION_COLUMNS)
+    assert (out["target_time"] - out["timestamp"] == pd.Timedelta(hours=1)).all()
+    assert not out.duplicated(["station", "timestamp"]).any()
+    assert np.isfinite(out["prediction"]).all() and (out["prediction"] >= 0).all()
+    first = frame["timestamp"].min()
+    assert out["timestamp"].min() == first + pd.Timedelta(hours=model.lookback_hours)
+    # every station-hour with a current reading and enough history gets a forecast
+    eligible = frame[(frame["timestamp"] >= out["timestamp"].min()) & frame["pm25"].notna()]
+    assert len(out) >= len(eligible)
+    assert len(out) <= len(frame[frame["timestamp"] >= out["timestamp"].min()])
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_forecasts_read_only_rows_up_to_the_issue_time(kind, fitted, data):
+    model = fitted[kind]
+    frame = history(data)
+    cut = pd.Timestamp("2024-02-13 05:00")
+    changed = frame.copy()
+    later = changed["timestamp"] > cut
+    changed.loc[later, ["pm25", "pm10", "temperature", "wind_speed"]] += 40.0
+    changed.loc[later, "wind_direction"] = "S"
+    a = model.predict(frame[frame["timestamp"] <= cut])
+    b = model.predict(changed)
+    b = b[b["timestamp"] <= cut].reset_index(drop=True)
+    assert len(a) > 100
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_fitted_model_beats_persistence_on_unseen_days(kind, fitted, data):
+    metrics = evaluate(fitted[kind], history(data), *TEST)
+    assert metrics["n"] > 400
+    assert metrics["rmse"] < metrics["persistence_rmse"]
+    assert 0 < metrics["within_20"] <= 1
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_save_and_load_give_identical_predictions(kind, fitted, data, tmp_path):
+    model = fitted[kind]
+    model.save(tmp_path / kind)
+    loaded = Forecaster.load(tmp_path / kind)
+    assert type(loaded) is type(model) and loaded.params() == model.params()
+    assert loaded.training_report["seconds"] == pytest.approx(model.training_report["seconds"])
+    frame = history(data)
+    pd.testing.assert_frame_equal(loaded.predict(frame), model.predict(frame))
+    other = "lstm" if kind != "lstm" else "gnn"
+    with pytest.raises(ValueError, match=f"holds a {kind} forecaster"):
+        type(fitted[other]).load(tmp_path / kind)
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_day_ahead_horizon_and_gappy_data(kind, data):
+    rng = np.random.default_rng(0)
+    gappy = {}
+    for part in ("train", "valid", "test"):
+        frame = data[part].copy()
+        holes = rng.random(len(frame)) < 0.15
+        frame.loc[holes, ["pm25", "no2", "temperature"]] = np.nan
+        gappy[part] = frame
+    outage = (gappy["test"]["station"] == "S0002") & gappy["test"]["timestamp"].between(
+        "2024-02-12 00:00", "2024-02-12 09:00")
+    gappy["test"].loc[outage, "pm25"] = np.nan
+    model = make_forecaster(kind, ForecastSpec(horizon_hours=24), preset="fast")
+    messages = []
+    report = model.fit(gappy["train"], gappy["valid"], data["graph"], progress=messages.append)
+    assert report["seconds"] > 0 and messages
+    out = model.predict(pd.concat([gappy["valid"], gappy["test"]], ignore_index=True))
+    assert (out["target_time"] - out["timestamp"] == pd.Timedelta(hours=24)).all()
+    assert np.isfinite(out["prediction"]).all()
+    # no forecast once the station's last reading is more than two hours old
+    silent = out[(out["station"] == "S0002") & out["timestamp"].between("2024-02-12 02:00", "2024-02-12 09:00")]
+    assert silent.empty
+    assert len(out[out["station"] == "S0002"]) > 100
+
+
+def test_new_stations_and_a_missing_graph_are_handled(fitted, data):
+    frame = history(data)
+    renamed = frame.assign(station=frame["station"].replace({"S0006": "NEW"}))
+    for kind in ("xgboost", "gnn"):
+        out = fitted[kind].predict(renamed)
+        assert (out["station"] == "NEW").sum() > 100
+    model = make_forecaster("gnn", preset="fast", max_epochs=1)
+    model.fit(data["train"], data["valid"], graph=None)
+    assert model.graph.n_edges == 6 * 5  # every station linked to every other
+    assert len(model.predict(frame)) > 100
+
+
+def test_factory_presets_and_hyperparameters():
+    assert default_hyperparams("gnn", "fast")["hidden"] < default_hyperparams("gnn")["hidden"]
+    model = make_forecaster("xgboost", ForecastSpec(horizon_hours=3), max_depth=3)
+    params = model.params()
+    assert params["kind"] == "xgboost" and params["horizon_hours"] == 3 and params["max_depth"] == 3
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        make_forecaster("lstm", hidden_size=3)
+    with pytest.raises(ValueError, match="unknown forecaster kind"):
+        make_forecaster("arima")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        model.predict(pd.DataFrame())
