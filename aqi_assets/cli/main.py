@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aqi_assets.cli.backtest import add_backtest_parser, run_backtest_command
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -14,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="replay simulated days through a live Dagster instance")
     demo.add_argument("--days", type=int, default=3, help="days of observations to ingest")
+    add_backtest_parser(commands)
     return parser
 
 
@@ -23,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from aqi_assets.cli.demo import run_demo
 
         return run_demo(days=args.days)
+    if args.command == "backtest":
+        return run_backtest_command(args)
     return 2
 
 

@@ -277,10 +277,13 @@ manual_retraining = dg.define_asset_job(
 )
 
 
+RETRAINING_JOBS = {m: retraining_job(m) for m in MODEL_NAMES}
+
+
 @dg.definitions
 def training_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[a for m in MODEL_NAMES for a in (build_model_asset(m), build_promotion(m))],
         asset_checks=[build_gates(m) for m in MODEL_NAMES],
-        jobs=[*(retraining_job(m) for m in MODEL_NAMES), *(rollback_job(m) for m in MODEL_NAMES), manual_retraining],
+        jobs=[*RETRAINING_JOBS.values(), *(rollback_job(m) for m in MODEL_NAMES), manual_retraining],
     )

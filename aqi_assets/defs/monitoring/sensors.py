@@ -1,0 +1,145 @@
+"""Sensors that request retraining (degradation, drift, schedule), ingest new days, and alert."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from aqi_assets.core import monitoring
+from aqi_assets.core.alerts import Alert
+from aqi_assets.core.config_store import current_config
+from aqi_assets.core.datasets import OBSERVATIONS, latest_observed_day
+from aqi_assets.core.lake import Lake
+from aqi_assets.core.settings import lake_root
+from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error, dump_cursor, load_cursor
+from aqi_assets.defs.monitoring.performance import ingest_day
+from aqi_assets.defs.monitoring.runs import requests_for, retrainings_in_flight
+from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
+from aqi_assets.defs.training.models import RETRAINING_JOBS, manual_retraining
+
+#: How often triggers are checked (operations.check_interval_minutes of the config in force at load).
+CHECK_INTERVAL_SECONDS = 60 * current_config(Lake(lake_root())).operations.check_interval_minutes
+MAX_INGEST_PER_TICK = 7
+
+
+def _skip(held: list[str], found: int) -> dg.SkipReason:
+    return dg.SkipReason(f"{found} trigger(s) found; held back: " + "; ".join(held)) if held \
+        else dg.SkipReason("no trigger fired")
+
+
+@dg.sensor(
+    name="performance_degradation_sensor",
+    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=list(RETRAINING_JOBS.values()),
+    description="Retrains a model whose live error degrades (performance.* settings; skill vs persistence by default).",
+)
+@alerting_on_error
+def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    store = lake.get()
+    config = current_config(store)
+    state = load_cursor(context.cursor)
+    last = state.get("last_trigger", {})
+    check = monitoring.check_performance(store, config, last)
+    if check.today is None:
+        return dg.SkipReason("no model_performance scores stored yet")
+    requests, held = requests_for(check.triggers, retrainings_in_flight(context.instance), config)
+    for trigger in check.triggers:
+        last[trigger.model] = check.today.isoformat()
+        if trigger.severity == "critical":
+            alert(store, Alert("critical_degradation", "critical", f"{trigger.model} live error degraded",
+                               trigger.reason, {"model": trigger.model, **_numbers(trigger.evidence)}), context.log)
+    context.update_cursor(dump_cursor({**state, "last_trigger": last}))
+    return requests or _skip(held, len(check.triggers))
+
+
+@dg.sensor(
+    name="data_drift_sensor",
+    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=list(RETRAINING_JOBS.values()),
+    description="Retrains every model when inputs drift (drift.* settings: mean shift, std ratio, KS/PSI with FDR control).",
+)
+@alerting_on_error
+def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    store = lake.get()
+    config = current_config(store)
+    state = load_cursor(context.cursor)
+    report, triggers = monitoring.check_drift(store, config, state.get("last_trigger"))
+    if report is None:
+        return dg.SkipReason("not enough feature_stats days for a current and a reference window")
+    requests, held = requests_for(triggers, retrainings_in_flight(context.instance), config)
+    if triggers:
+        state["last_trigger"] = report.current_days[-1].isoformat()
+        alert(store, Alert("drift_detected", triggers[0].severity, "input drift detected", report.summary(),
+                           {"pairs flagged": len(report.flagged), "reference": report.reference_kind}), context.log)
+    context.update_cursor(dump_cursor(state))
+    return requests or dg.SkipReason(report.summary() if not held else "; ".join(held))
+
+
+@dg.sensor(
+    name="scheduled_retraining_sensor",
+    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=list(RETRAINING_JOBS.values()),
+    description="Retrains a model when its adaptive interval (retraining_schedule) has passed since its last training.",
+)
+@alerting_on_error
+def scheduled_retraining_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    store = lake.get()
+    today = latest_observed_day(store)
+    if today is None or not monitoring.schedule_state(store):
+        return dg.SkipReason("no observations or no retraining_schedule materialized yet")
+    triggers = monitoring.due_triggers(store, today)
+    requests, held = requests_for(triggers, retrainings_in_flight(context.instance), current_config(store))
+    return requests or _skip(held, len(triggers))
+
+
+@dg.sensor(
+    name="observations_arrival_sensor",
+    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    job=ingest_day,
+    description=(
+        "Ingests each new day the source has (observations, feature_stats, model_performance), oldest "
+        f"first, up to {MAX_INGEST_PER_TICK} per tick. Turn on to follow a live source."
+    ),
+)
+@alerting_on_error
+def observations_arrival_sensor(context: dg.SensorEvaluationContext, source: ObservationSourceResource,
+                                lake: LakeResource):
+    src = source.get()
+    available = src.last_day()
+    if available is None:
+        return dg.SkipReason(f"{src.spec} has no complete day yet")
+    store = lake.get()
+    latest = latest_observed_day(store)
+    if latest is None:  # a fresh platform starts with one training window of history
+        window = current_config(store).training.window_days
+        first = max(src.first_day(), available - timedelta(days=window - 1))
+    else:
+        first = latest + timedelta(days=1)
+    stored = set(store.days(OBSERVATIONS))
+    days = [first + timedelta(days=i) for i in range((available - first).days + 1)]
+    days = [d for d in days if d not in stored][:MAX_INGEST_PER_TICK]
+    if not days:
+        return dg.SkipReason(f"up to date through {available}")
+    return [dg.RunRequest(run_key=f"ingest/{d.isoformat()}", partition_key=d.isoformat()) for d in days]
+
+
+@dg.run_failure_sensor(
+    name="retraining_failure_alert",
+    monitored_jobs=[*RETRAINING_JOBS.values(), manual_retraining],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts when a retraining run fails (the champion is unchanged by construction).",
+)
+def retraining_failure_alert(context: dg.RunFailureSensorContext, lake: LakeResource):
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    alert(lake.get(), Alert("retraining_failed", "high", f"retraining run {run.run_id[:8]} failed",
+                            message, {"job": run.job_name, "model": run.tags.get("aqi/model", "?"),
+                                      "trigger": run.tags.get("aqi/trigger_type", "?")}), context.log)
+
+
+def _numbers(evidence: dict) -> dict:
+    return {k: f"{v:.3g}" if isinstance(v, float) else v for k, v in evidence.items()
+            if isinstance(v, (int, float, str))}
