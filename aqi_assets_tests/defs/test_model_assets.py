@@ -135,3 +135,27 @@ def test_manual_retraining_trains_only_the_requested_model(platform):
     with pytest.raises(dg.DagsterInvalidConfigError, match="not in enum type Severity got sometimes"):
         job.execute_in_process(instance=instance, resources=resources,
                                run_config={"model": "gnn", "reason": "x", "severity": "sometimes"})
+
+
+def test_weekly_report_counts_runs_gates_and_promotions(platform):
+    instance, resources, lake = platform
+    job = defs.resolve_job_def("retrain_xgboost")
+    run(instance, resources, ["retraining_config"],
+        run_config={"ops": {"retraining_config": {"config": {"set": {"gates.max_rmse": "0.5"}}}}})
+    try:
+        failed = job.execute_in_process(instance=instance, resources=resources, raise_on_error=False,
+                                        tags={"aqi/trigger_type": "drift", "aqi/reason": "report test"})
+    finally:
+        run(instance, resources, ["retraining_config"],
+            run_config={"ops": {"retraining_config": {"config": {"set": {"gates.max_rmse": "25"}}}}})
+    assert not failed.success
+    result = run(instance, resources, ["retraining_report"])
+    meta = result.asset_materializations_for_node("retraining_report")[0].metadata
+    # the manual retraining of the test above (promoted) and this gate-stopped drift retraining
+    assert meta["retrainings"].value == 2 and meta["promotions"].value == 1
+    assert meta["success_rate"].value == 0.5
+    text = (lake.root / "reports").glob("retraining_report_*.md")
+    written = next(text).read_text()
+    assert "triggers by type: drift 1, manual 1" in written
+    assert "gates: rmse_within_limit" in written and "promoted" in written
+    assert "report test" in written

@@ -1,0 +1,101 @@
+"""``retraining_report``: the weekly report (Monday 06:00), shown as Markdown with a plot and written to a file."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from aqi_assets.core.config import MODEL_NAMES
+from aqi_assets.core.datasets import latest_observed_day
+from aqi_assets.core.plots import png_markdown
+from aqi_assets.core.report import RetrainingRun, build_report
+from aqi_assets.defs.resources import LakeResource
+from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
+
+REPORTS_FOLDER = "reports"
+_EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
+
+
+def run_model(run: dg.DagsterRun) -> str:
+    """The model a retraining run trained: its tag, else the model enabled in its config."""
+    if run.tags.get(MODEL_TAG):
+        return run.tags[MODEL_TAG]
+    ops = (run.run_config or {}).get("ops", {})
+    return next((m for m in MODEL_NAMES if ops.get(f"{m}_model", {}).get("config", {}).get("enabled")), "?")
+
+
+def retraining_runs(instance: dg.DagsterInstance, since: datetime) -> list[RetrainingRun]:
+    """Finished retraining runs created since ``since``, with their gate results and promotion."""
+    finished = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={RETRAINING_TAG: "true"}, statuses=finished,
+                                                             created_after=since))
+    runs = []
+    for record in records:
+        run = record.dagster_run
+        failed, promoted = [], False
+        for entry in instance.all_logs(run.run_id, of_type=_EVENTS):
+            event = entry.dagster_event
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                if not event.asset_check_evaluation_data.passed:
+                    failed.append(event.asset_check_evaluation_data.check_name)
+            elif event.asset_key and event.asset_key.path[-1].endswith("_promotion"):
+                promoted = True
+        start = record.start_time or record.create_timestamp.timestamp()
+        runs.append(RetrainingRun(
+            run_id=run.run_id, model=run_model(run), trigger_type=run.tags.get(TRIGGER_TYPE_TAG, "?"),
+            reason=run.tags.get(REASON_TAG, ""), succeeded=run.status == dg.DagsterRunStatus.SUCCESS,
+            started=start, seconds=max((record.end_time or start) - start, 0.0), gates_failed=tuple(failed),
+            promoted=promoted,
+        ))
+    return runs
+
+
+@dg.asset(
+    group_name="monitoring",
+    kinds={"markdown"},
+    description=(
+        "Weekly: retraining activity, triggers by type, success rate, average duration, promotion rate, "
+        "each model's live-RMSE trend, recommendations. Written to <lake>/reports/ as Markdown and PNG."
+    ),
+)
+def retraining_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[str]:
+    store = lake.get()
+    since = datetime.now(timezone.utc) - timedelta(days=7)
+    runs = retraining_runs(context.instance, since)
+    last = latest_observed_day(store) or since.date()
+    days = store.days("model_performance")
+    scores = store.read_days("model_performance", days) if days else None
+    report = build_report(runs, scores, last)
+    png = report.plot_png()
+    folder = store.root / REPORTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"retraining_report_{last.isoformat()}"
+    if png:
+        stem.with_suffix(".png").write_bytes(png)
+    text = report.markdown(f"![live RMSE]({stem.with_suffix('.png').name})" if png else "")
+    stem.with_suffix(".md").write_text(text)
+    context.log.info(f"report written to {stem.with_suffix('.md')}")
+    figures = report.figures
+    return dg.MaterializeResult(
+        value=text,
+        metadata={
+            "report": dg.MetadataValue.md(report.markdown(png_markdown(png, "live RMSE") if png else "")),
+            "path": dg.MetadataValue.path(str(stem.with_suffix(".md"))),
+            "retrainings": figures["retrainings"],
+            "promotions": figures["promotions"],
+            "success_rate": figures["success_rate"] if figures["success_rate"] is not None else "n/a",
+        },
+    )
+
+
+retraining_report_job = dg.define_asset_job(
+    name="retraining_report_job", selection=dg.AssetSelection.assets("retraining_report"),
+    description="Build the weekly retraining report.",
+)
+
+weekly_retraining_report = dg.ScheduleDefinition(
+    name="weekly_retraining_report",
+    job=retraining_report_job,
+    cron_schedule="0 6 * * 1",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Monday 06:00: the weekly retraining report.",
+)
