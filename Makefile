@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The embedded simulated city from 2024-04-01, with a sensor recalibration at one station from
+# 2024-05-13 (day 15 of the demo's replay). Set AQI_SOURCE for another source (prsa:<dir>, csv:<dir>).
+export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
 .PHONY: install test demo dev bench bench-feature-stats bench-models bench-policies bench-drift validate clean

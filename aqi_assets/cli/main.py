@@ -15,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="replay simulated days through a live Dagster instance")
-    demo.add_argument("--days", type=int, default=3, help="days of observations to ingest")
+    demo.add_argument("--days", type=int, default=28, help="new days to replay (default 28)")
+    demo.add_argument("--warmup-days", type=int, default=28,
+                      help="days ingested before the first models are trained, on a fresh platform (default 28)")
     add_backtest_parser(commands)
     return parser
 
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from aqi_assets.cli.demo import run_demo
 
-        return run_demo(days=args.days)
+        return run_demo(days=args.days, warmup_days=args.warmup_days)
     if args.command == "backtest":
         return run_backtest_command(args)
     return 2
