@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from aqi_assets.cli.backtest import add_backtest_parser, run_backtest_command
+from aqi_assets.cli.control import CONTROL_COMMANDS, add_control_parsers, run_control_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--warmup-days", type=int, default=28,
                       help="days ingested before the first models are trained, on a fresh platform (default 28)")
     add_backtest_parser(commands)
+    add_control_parsers(commands)
     return parser
 
 
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(days=args.days, warmup_days=args.warmup_days)
     if args.command == "backtest":
         return run_backtest_command(args)
+    if args.command in CONTROL_COMMANDS:
+        return run_control_command(args)
     return 2
 
 
