@@ -15,6 +15,7 @@ from aqi_assets.core.forecasting import load_forecaster
 from aqi_assets.core.gates import GATE_NAMES, evaluate_gates
 from aqi_assets.core.station_graph import StationGraph
 from aqi_assets.core.tracking import log_candidate
+from aqi_assets.defs.executor import model_step_tags, retraining_executor
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource
 from aqi_assets.defs.run_tags import MODEL_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG, trigger_of_run
@@ -75,6 +76,7 @@ def build_model_asset(model: str) -> dg.AssetsDefinition:
         output_required=False,
         required_resource_keys={"mlflow", "lake"},
         tags={MODEL_TAG: model},
+        op_tags=model_step_tags(),
         description=(
             f"{MODEL_DESCRIPTIONS[model]} Trains a candidate on the training window, logs it to MLflow, "
             f"registers a new version of aqi_predictor_{model} and scores the champion on the same holdout."
@@ -239,6 +241,7 @@ def retraining_job(model: str) -> dg.JobDefinition:
         name=f"retrain_{model}",
         selection=dg.AssetSelection.assets("training_dataset", f"{model}_model", f"{model}_promotion"),
         tags={RETRAINING_TAG: "true", MODEL_TAG: model},
+        executor_def=retraining_executor(),
         description=f"Retrain {model}: fresh training window, candidate, gates, promotion.",
     )
 
@@ -273,6 +276,7 @@ manual_retraining = dg.define_asset_job(
                                        *[f"{m}_promotion" for m in MODEL_NAMES]),
     config=_manual_config,
     tags={RETRAINING_TAG: "true", TRIGGER_TYPE_TAG: "manual"},
+    executor_def=retraining_executor(),
     description="Retrain one model now: config `model`, `reason`, `severity` (also from GraphQL / aqi-retrain trigger).",
 )
 
