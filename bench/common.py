@@ -105,3 +105,35 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str], formats: di
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count and model, total memory and the 1-minute load average right now."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"cpus": os.cpu_count(), "cpu_model": model,
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "load_avg_1m": round(load, 2)}
+
+
+def format_markdown_table(rows: list[dict[str, Any]], columns: Sequence[str], headers: dict[str, str] | None = None,
+                          formats: dict[str, str] | None = None) -> str:
+    """A GitHub Markdown table of ``rows`` (dicts); numbers right-aligned."""
+    headers, formats = headers or {}, formats or {}
+
+    def cell(row: dict, column: str) -> str:
+        value = row.get(column)
+        if value is None:
+            return "–"
+        return format(value, formats[column]) if column in formats else str(value)
+
+    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+             "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
