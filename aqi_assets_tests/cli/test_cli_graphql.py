@@ -1,8 +1,8 @@
 """``aqi-retrain`` control commands against a real ``aqi-webserver`` and ``dagster-daemon``.
 
 One platform per module: a temporary Dagster home with the deployed ``dagster.yaml`` (queued
-runs, one retraining at a time), a lake of 40 simulated days, its own MLflow store, and the two
-server processes. The tests run in file order: selftest, config, check, trigger, history,
+runs, one retraining at a time), a lake of 40 simulated days, its own MLflow store, the
+in-process executor, and the two server processes. The tests run in file order: selftest, config, check, trigger, history,
 status, metrics, rollback.
 """
 
@@ -82,7 +82,7 @@ def _stop(process: subprocess.Popen) -> None:
             pass
 
 
-def _wait_until_ready(platform: Platform, seconds: float = 180) -> None:
+def _wait_until_ready(platform: Platform, seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     query = {"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"}
     while time.monotonic() < deadline:
@@ -104,6 +104,10 @@ def platform(tmp_path_factory):
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with (home / "dagster.yaml").open("a") as settings:  # the deployed queue, polled every second
+        settings.write("\nrun_queue:\n  dequeue_interval_seconds: 1\n")
+    with dg.DagsterInstance.from_config(str(home)):  # storage created here: two processes creating it at once
+        pass                                           # can leave the run database with two schema heads
     lake = Lake(root / "lake")
     source = SimulatedSource(seed=7, n_stations=6, start=START, end=START + timedelta(days=DAYS - 1))
     for i in range(DAYS):
@@ -112,7 +116,7 @@ def platform(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AQI_API_TOKEN")}
     env.update(DAGSTER_HOME=str(home), AQI_LAKE_DIR=str(lake.root), AQI_SOURCE=SOURCE,
                MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", AQI_MLFLOW_ARTIFACTS=str(root / "artifacts"),
-               AQI_API_TOKEN=TOKEN)
+               AQI_API_TOKEN=TOKEN, AQI_EXECUTOR="in_process")  # one process per run: faster on 2 cores
     port = _free_port()
     logs = [root / "webserver.log", root / "daemon.log"]
     processes = []
