@@ -17,8 +17,17 @@ from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, SEVE
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIG_ASSET = "retraining_config"
 SELFTEST_ASSET = "station_graph"
-#: Sensors that are not retraining triggers (alerts on run status) are left out of ``check``.
-TRIGGER_SENSOR_TYPES = {"STANDARD"}
+RETRAINING_JOBS = {"manual_retraining", *(f"retrain_{m}" for m in MODEL_NAMES)}
+
+
+def is_trigger_sensor(sensor: dict) -> bool:
+    """A sensor that requests retrainings (not the ingestion sensor, not the run-status alerts)."""
+    targets = {t["pipelineName"] for t in sensor.get("targets") or []}
+    return sensor["sensorType"] == "STANDARD" and bool(targets & RETRAINING_JOBS)
+
+
+def _version(value: Any) -> str:
+    return "none" if value in (None, "", "none") else f"v{value}"
 
 
 @dataclass
@@ -106,9 +115,7 @@ def status(api: DagsterApi) -> Result:
 def check(api: DagsterApi) -> Result:
     repo = api.instigators(tick_limit=0)
     results = []
-    for sensor in repo["sensors"]:
-        if sensor["sensorType"] not in TRIGGER_SENSOR_TYPES:
-            continue
+    for sensor in filter(is_trigger_sensor, repo["sensors"]):
         cursor = (sensor["sensorState"].get("typeSpecificData") or {}).get("lastCursor")
         evaluation = api.sensor_dry_run(sensor["name"], cursor)
         requests = [{"job": r["jobName"], "run_key": r["runKey"], **{
@@ -130,7 +137,7 @@ def check(api: DagsterApi) -> Result:
         else:
             rows.append([r["sensor"], "no trigger", (r["skip_reason"] or "")[:90]])
     firing = sum(len(r["run_requests"]) for r in results)
-    text = (tabulate(rows, headers=["sensor", "verdict", "why"]) +
+    text = (tabulate(rows, headers=["trigger sensor", "verdict", "why"]) +
             f"\n\n{firing} retraining(s) would be requested; nothing was launched.")
     return Result({"sensors": results, "would_launch": firing}, text)
 
@@ -148,7 +155,7 @@ def _launch_and_report(api: DagsterApi, job: str, run_id: str, wait: bool, timeo
         lines.append("gates: " + ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in record["gates"].items()))
     if record["promotion"]:
         p = record["promotion"]
-        lines.append(f"{p['action']}: {p['model']} v{p['from_version']} → v{p['to_version']}")
+        lines.append(f"{p['action']}: {p['model']} {_version(p['from_version'])} → {_version(p['to_version'])}")
     if record["error"]:
         lines.append(f"error: {record['error']}")
     return Result(record, "\n".join(lines), 0 if run["status"] == "SUCCESS" else 1)
@@ -189,7 +196,7 @@ def history(api: DagsterApi, days: int) -> Result:
             f"{sum(r['gates'].values())}/{len(r['gates'])} passed" if r["gates_passed"]
             else "FAILED: " + ", ".join(k for k, v in r["gates"].items() if not v))
         p = r["promotion"]
-        promotion = f"v{p['from_version']} → v{p['to_version']}" if p else "-"
+        promotion = f"{_version(p['from_version'])} → {_version(p['to_version'])}" if p else "-"
         outcome = r["status"] + (f": {r['error'][:60]}" if r["error"] else "")
         rows.append([iso(r["created"]), r["run_id"][:8], r["model"] or "-",
                      f"{r['trigger_type']}/{r['severity'] or '-'}", (r["reason"] or "")[:40], outcome,
@@ -202,7 +209,7 @@ def history(api: DagsterApi, days: int) -> Result:
 def metrics(api: DagsterApi, days: int) -> Result:
     records = retraining_records(api, days)
     repo = api.instigators(day_range=days, tick_limit=None)
-    triggers = [s for s in repo["sensors"] if s["sensorType"] in TRIGGER_SENSOR_TYPES]
+    triggers = [s for s in repo["sensors"] if is_trigger_sensor(s)]
     data = {"days": days, **tick_metrics(triggers), **retraining_metrics(records)}
     rows = [
         ["trigger-check success rate", _pct(data["trigger_check_success_rate"]),

@@ -46,6 +46,7 @@ query Instigators($selector: RepositorySelector!, $dayRange: Int, $tickLimit: In
     ... on Repository {
       sensors {
         name sensorType minIntervalSeconds
+        targets { pipelineName }
         sensorState {
           status
           typeSpecificData { ... on SensorData { lastCursor } }
@@ -116,9 +117,10 @@ query Run($runId: ID!) {{
 
 #: The events of a run that tell its story: gates, materializations (promotions) and failures.
 RUN_EVENTS = """
-  logsForRun(runId: "%s") {
+  logsForRun(runId: %s, afterCursor: %s) {
     __typename
     ... on EventConnection {
+      cursor hasMore
       events {
         __typename
         ... on AssetCheckEvaluationEvent {
@@ -307,11 +309,20 @@ class DagsterApi:
 
     def run_events(self, run_ids: list[str]) -> dict[str, list[dict]]:
         """The gate, materialization and failure events of each run (one request for all)."""
-        if not run_ids:
-            return {}
-        fields = "\n".join(f"run_{i}: " + RUN_EVENTS.strip() % run_id for i, run_id in enumerate(run_ids))
-        data = self.execute("query RunEvents {\n" + fields + "\n}\n" + METADATA_ENTRY)
-        return {run_id: (data[f"run_{i}"].get("events") or []) for i, run_id in enumerate(run_ids)}
+        events: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
+        cursors: dict[str, str | None] = {run_id: None for run_id in run_ids}
+        while cursors:  # one request per page, all runs with more events together
+            pending = list(cursors)
+            fields = "\n".join(f"run_{i}: " + RUN_EVENTS.strip() % (json.dumps(run_id), json.dumps(cursors[run_id]))
+                               for i, run_id in enumerate(pending))
+            data = self.execute("query RunEvents {\n" + fields + "\n}\n" + METADATA_ENTRY)
+            cursors = {}
+            for i, run_id in enumerate(pending):
+                page = data[f"run_{i}"]
+                events[run_id].extend(page.get("events") or [])
+                if page.get("hasMore") and page.get("events"):
+                    cursors[run_id] = page["cursor"]
+        return events
 
     def latest_materializations(self, assets: list[str], limit: int = 1) -> dict[str, list[dict]]:
         """The newest ``limit`` materializations of each asset: ``{runId, timestamp, metadata}``."""

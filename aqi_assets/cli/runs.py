@@ -72,7 +72,7 @@ def run_record(run: dict, events: list[dict]) -> dict[str, Any]:
         "reason": tags.get(REASON_TAG),
         "status": run["status"],
         "created": run.get("creationTime"),
-        "duration_seconds": (end - start) if start and end else None,
+        "duration_seconds": (end - start) if start is not None and end is not None else None,
         "gates": gates,
         "gates_passed": all(gates.values()) if gates else None,
         "gate_notes": {k: v for k, v in gate_notes.items() if not gates[k]},

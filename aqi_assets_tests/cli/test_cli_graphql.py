@@ -26,7 +26,9 @@ import pytest
 import requests
 
 from aqi_assets.cli.main import main
+from aqi_assets.core.config_store import current_config
 from aqi_assets.core.lake import Lake
+from aqi_assets.core.monitoring import SCHEDULE_DATASET, adapt_schedule
 from aqi_assets.core.sources.simulated import SimulatedSource
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -56,6 +58,7 @@ def _script(name: str, module: str) -> list[str]:
 class Platform:
     url: str
     home: Path
+    lake: Lake
     processes: list[subprocess.Popen]
     logs: list[Path]
 
@@ -125,7 +128,7 @@ def platform(tmp_path_factory):
                                  "-p", str(port)], env, logs[0]))
         processes.append(_start([*_script("dagster-daemon", "dagster._daemon"), "run", "-w", "workspace.yaml"],
                                 env, logs[1]))
-        running = Platform(f"http://127.0.0.1:{port}", home, processes, logs)
+        running = Platform(f"http://127.0.0.1:{port}", home, lake, processes, logs)
         _wait_until_ready(running)
         previous = {k: os.environ.get(k) for k in ("AQI_DAGSTER_URL", "AQI_API_TOKEN", "AQI_API_TOKEN_FILE")}
         os.environ.update(AQI_DAGSTER_URL=running.url, AQI_API_TOKEN=TOKEN)
@@ -219,13 +222,27 @@ def test_config_set_changes_what_show_prints_and_rejects_bad_values(platform, ca
 def test_check_evaluates_the_trigger_sensors_and_launches_nothing(platform, capsys):
     before = platform.run_count()
     report = cli_json(capsys, "check")
-    assert {s["sensor"] for s in report["sensors"]} >= TRIGGER_SENSORS
-    assert "retraining_failure_alert" not in {s["sensor"] for s in report["sensors"]}
+    assert {s["sensor"] for s in report["sensors"]} == TRIGGER_SENSORS
     by_name = {s["sensor"]: s for s in report["sensors"]}
     assert by_name["performance_degradation_sensor"]["skip_reason"] == "no model_performance scores stored yet"
     assert report["would_launch"] == 0 and not any(s["error"] for s in report["sensors"])
-    code, text, _ = cli(capsys, "check")
-    assert code == 0 and "nothing was launched" in text and "data_drift_sensor" in text
+
+    # With a retraining schedule in force, the never-trained models are due: check says so, launches nothing.
+    # (The daemon ticked the sensor at start and waits check_interval_minutes before the next tick.)
+    schedule = platform.lake.write_json(SCHEDULE_DATASET, None, adapt_schedule(
+        platform.lake, current_config(platform.lake), START + timedelta(days=DAYS - 1)))
+    try:
+        report = cli_json(capsys, "check")
+        code, text, _ = cli(capsys, "check")
+    finally:
+        schedule.unlink()
+    scheduled = {s["sensor"]: s for s in report["sensors"]}["scheduled_retraining_sensor"]
+    assert scheduled["would_fire"] and report["would_launch"] == 3
+    assert sorted((r["job"], r["model"], r["trigger_type"]) for r in scheduled["run_requests"]) == [
+        ("retrain_gnn", "gnn", "schedule"), ("retrain_lstm", "lstm", "schedule"),
+        ("retrain_xgboost", "xgboost", "schedule")]
+    assert code == 0 and "would launch retrain_lstm" in text and "3 retraining(s) would be requested" in text
+    assert "nothing was launched" in text
     assert platform.run_count() == before
 
 
@@ -249,7 +266,7 @@ def test_manual_trigger_runs_to_success_and_is_in_history(platform, capsys):
     assert record["promotion"]["to_version"] == "1" and record["gates_passed"] is True
     code, text, _ = cli(capsys, "history")
     assert code == 0 and run["run_id"][:8] in text and "cli test: sensor replaced" in text
-    assert "SUCCESS" in text and "4/4 passed" in text and "vnone → v1" in text
+    assert "SUCCESS" in text and "4/4 passed" in text and "none → v1" in text
 
 
 def test_status_lists_sensors_schedules_and_the_champion(platform, capsys):
