@@ -25,6 +25,7 @@ import dagster as dg
 import pytest
 import requests
 
+from aqi_assets.cli.graphql import DagsterApi
 from aqi_assets.cli.main import main
 from aqi_assets.core.config_store import current_config
 from aqi_assets.core.lake import Lake
@@ -247,8 +248,16 @@ def test_check_evaluates_the_trigger_sensors_and_launches_nothing(platform, caps
 
 
 def test_manual_trigger_runs_to_success_and_is_in_history(platform, capsys):
-    run = cli_json(capsys, "trigger", "--model", "xgboost", "--reason", "cli test: sensor replaced",
-                   "--severity", "high", "--wait", "--timeout", "420")
+    launched = cli_json(capsys, "trigger", "--model", "xgboost", "--reason", "cli test: sensor replaced",
+                        "--severity", "high")
+    in_flight = cli_json(capsys, "status")["retrainings_in_flight"]
+    assert [(r["run_id"], r["model"], r["trigger_type"]) for r in in_flight] == [
+        (launched["run_id"], "xgboost", "manual")]
+    assert in_flight[0]["status"] in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"}
+    assert DagsterApi().wait_for_run(launched["run_id"], timeout=420)["status"] == "SUCCESS"
+
+    run = cli_json(capsys, "history", "--days", "1")["runs"][0]
+    assert run["run_id"] == launched["run_id"]
     assert run["status"] == "SUCCESS" and run["model"] == "xgboost" and run["trigger_type"] == "manual"
     assert run["gates_passed"] is True and len(run["gates"]) == 4
     assert run["promotion"] == {"model": "xgboost", "action": "promote", "from_version": "none", "to_version": "1",
