@@ -62,6 +62,9 @@ def run_record(run: dict, events: list[dict]) -> dict[str, Any]:
         elif kind == "RunFailureEvent" and error is None:
             error = event.get("message")
     models.discard(None)
+    failed_gates = [name for name, passed in gates.items() if not passed]
+    if failed_gates and (error is None or "blocking asset check" in error):  # says which gate, and why
+        error = f"gate {failed_gates[0]} failed: {gate_notes[failed_gates[0]]}"
     start, end = run.get("startTime"), run.get("endTime")
     return {
         "run_id": run["runId"],

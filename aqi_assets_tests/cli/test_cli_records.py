@@ -40,6 +40,10 @@ def test_run_record_reads_trigger_gates_promotion_and_error():
     assert blocked["gates_passed"] is False and blocked["gate_notes"] == {"rmse_within_limit": "RMSE 31 > limit 25"}
     assert blocked["promotion"] is None
     assert blocked["error"] == "refusing to promote xgboost v5: gate(s) rmse_within_limit"
+    check_failure = {"__typename": "ExecutionStepFailureEvent", "stepKey": "xgboost_gates", "failureMetadata": None,
+                     "error": {"message": "DagsterAssetCheckFailedError: 1 blocking asset check failed with ERROR"}}
+    stopped = run_record(_run("c", "FAILURE"), [_gate("rmse_within_limit", False, "RMSE 31 > limit 25"), check_failure])
+    assert stopped["error"] == "gate rmse_within_limit failed: RMSE 31 > limit 25"
 
 
 def test_rates_count_finished_runs_only():
