@@ -88,25 +88,43 @@ def _celery_executor_class():
     from dagster_celery.executor import CeleryExecutor
 
     class CheckedCeleryExecutor(CeleryExecutor):
-        """dagster-celery's executor, with a broker check before the first step is sent."""
+        """dagster-celery's executor: checks the broker first, frees the run's pool slots last.
+
+        A step whose Celery task raises before the step itself reports (a resource that cannot
+        start, a worker process lost) never reports its end, so the ``retraining`` pool slot it
+        claimed would stay taken and block every later training step. When the run's execution
+        loop ends, all its steps are over: any slot still held by the run is released.
+        """
 
         def execute(self, plan_context, execution_plan):
             check_broker(self.broker)
-            return super().execute(plan_context, execution_plan)
+            try:
+                yield from super().execute(plan_context, execution_plan)
+            finally:
+                plan_context.instance.event_log_storage.free_concurrency_slots_for_run(
+                    plan_context.dagster_run.run_id)
 
     return CheckedCeleryExecutor
 
 
 @dg.executor(
     name="aqi_celery_executor",
-    config_schema={"retries": get_retries_config()},
+    config_schema={
+        "retries": get_retries_config(),
+        "broker": dg.Field(dg.StringSource, is_required=False,
+                           description=f"Celery broker URL; default ${BROKER_ENV}, else {DEFAULT_BROKER}"),
+        "backend": dg.Field(dg.StringSource, is_required=False,
+                            description=f"Celery result backend; default ${BACKEND_ENV}, else the broker"),
+    },
     requirements=dg.multiple_process_executor_requirements(),
 )
 def aqi_celery_executor(init_context: dg.InitExecutorContext):
-    """dagster-celery on the broker of ``AQI_CELERY_BROKER`` (read when the run starts)."""
+    """dagster-celery on the broker of ``AQI_CELERY_BROKER`` (read when the run starts), or the run's config."""
+    config = init_context.executor_config
+    broker = config.get("broker") or broker_url()
     return _celery_executor_class()(
-        broker=broker_url(),
-        backend=backend_url(),
+        broker=broker,
+        backend=config.get("backend") or (backend_url() if not config.get("broker") else broker),
         retries=RetryMode.from_config(init_context.executor_config["retries"]),
     )
 

@@ -113,20 +113,25 @@ class Stack:
             self._workspace = WorkspaceProcessContext(self.instance, WorkspaceFileTarget([str(REPO / "workspace.yaml")]))
         return self._workspace
 
-    def submit(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> str:
-        """launchRun through GraphQL (queued by the instance's run coordinator); the run id."""
+    def launch(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> dict:
+        """launchRun through GraphQL (queued by the instance's run coordinator): the answer."""
         from dagster_graphql.client.client_queries import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
         from dagster_graphql.test.utils import execute_dagster_graphql
 
+        metadata = {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
         result = execute_dagster_graphql(
             self.workspace().create_request_context(), CLIENT_SUBMIT_PIPELINE_RUN_MUTATION,
             {"executionParams": {
                 "selector": {"repositoryLocationName": "aqi_assets", "repositoryName": "__repository__",
                              "pipelineName": job},
                 "runConfigData": run_config or {},
-                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+                "executionMetadata": metadata,
             }})
-        launched = result.data["launchPipelineExecution"]
+        return result.data["launchPipelineExecution"]
+
+    def submit(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> str:
+        """launchRun; the run id."""
+        launched = self.launch(job, run_config, tags)
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
 
@@ -146,8 +151,8 @@ class Stack:
 
     def failure_messages(self, run_id: str) -> str:
         parts = []
-        for r in self.events(run_id, "STEP_FAILURE", "RUN_FAILURE", "ENGINE_EVENT", "STEP_UP_FOR_RETRY"):
-            parts.append(r.dagster_event.message or "")
+        for r in self.events(run_id, "STEP_FAILURE", "PIPELINE_FAILURE", "ENGINE_EVENT", "STEP_UP_FOR_RETRY"):
+            parts.append(f"{r.dagster_event.event_type_value} {r.step_key or ''}: {r.dagster_event.message or ''}")
             data = getattr(r.dagster_event, "event_specific_data", None)
             error = getattr(data, "error", None)
             if error is not None:
@@ -170,6 +175,7 @@ def _instance_yaml(home: Path) -> None:
     config = yaml.safe_load((REPO / "deploy" / "dagster.postgres.yaml").read_text())
     config["run_monitoring"]["poll_interval_seconds"] = 5
     config["run_monitoring"]["start_timeout_seconds"] = 90
+    config["run_monitoring"]["free_slots_after_run_end_seconds"] = 5
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
