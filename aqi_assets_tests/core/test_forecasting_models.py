@@ -153,3 +153,38 @@ def test_factory_presets_and_hyperparameters():
         make_forecaster("arima")
     with pytest.raises(RuntimeError, match="not fitted"):
         model.predict(pd.DataFrame())
+
+
+@pytest.mark.parametrize("schedule, max_seconds, epochs", [("cosine", 1e6, 4), ("cosine_budget", 1e6, 4),
+                                                            ("cosine_budget", 1e-9, 1)])
+def test_cosine_schedules_end_at_a_low_learning_rate(schedule, max_seconds, epochs):
+    """``cosine`` decays over ``max_epochs``; ``cosine_budget`` also over the time budget."""
+    import torch
+
+    from aqi_assets.core.forecasting.torch_training import train_loop
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1)
+    x, y = torch.randn(64, 2), torch.randn(64)
+    rates: list[float] = []
+    original = torch.optim.AdamW.step
+
+    def loss(model, idx):
+        return ((model(x[idx]).squeeze(-1) - y[idx]) ** 2).mean(), len(idx)
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = recording_step
+    try:
+        report = train_loop(net, lambda: [torch.arange(i, i + 16) for i in range(0, 64, 16)], None, loss,
+                            max_epochs=4, patience=10, learning_rate=0.1, weight_decay=0.0,
+                            max_seconds=max_seconds, progress=None, label="t", schedule=schedule)
+    finally:
+        torch.optim.AdamW.step = original
+    assert report["epochs"] == epochs
+    assert rates[0] <= 0.1 and rates[-1] < 0.1 * 0.1  # decayed to (nearly) the floor of 2 %
+    with pytest.raises(ValueError, match="schedule"):
+        train_loop(net, lambda: [], None, loss, max_epochs=1, patience=1, learning_rate=0.1, weight_decay=0.0,
+                   max_seconds=1.0, progress=None, label="t", schedule="linear")

@@ -133,27 +133,28 @@ class GNNForecaster(Forecaster):
 
     kind = "gnn"
     DEFAULTS: dict[str, Any] = {
-        "window_hours": 24,
+        "window_hours": 8,
         "hidden": 64,
         "graph_layers": 2,
         "recurrent_graph": True,
-        "dropout": 0.1,
+        "dropout": 0.2,
         "batch_size": 32,
         "max_epochs": 30,
         "patience": 6,
         "learning_rate": 2e-3,
-        "weight_decay": 1e-4,
+        "weight_decay": 1e-2,
         "log_loss_weight": 0.3,
         "output": "additive",
         "ema_decay": 0.998,
-        "schedule": "cosine",
+        "schedule": "cosine_budget",
         "max_seconds": 480.0,
         "fill_hours": 24,
         "threads": 1,
         "seed": 0,
     }
     FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "graph_layers": 1, "batch_size": 64,
-                            "max_epochs": 10, "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0}
+                            "max_epochs": 10, "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0,
+                            "schedule": "cosine"}
 
     def __init__(self, spec=None, **hyperparams):
         super().__init__(spec, **hyperparams)

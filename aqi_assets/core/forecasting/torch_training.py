@@ -5,8 +5,11 @@ each epoch, keeps the best weights (lowest validation loss; the training loss wh
 validation data), stops after ``patience`` epochs without improvement, at ``max_epochs``, or
 when ``max_seconds`` would be exceeded by another epoch, and restores the best weights. The
 learning rate either follows a cosine decay over ``max_epochs`` (``schedule="cosine"``: a
-fixed budget of epochs is spent well) or is halved after ``patience // 2`` epochs without
-improvement (``"plateau"``). With ``ema_decay`` > 0 the
+fixed budget of epochs is spent well), a cosine decay over whichever ends first, ``max_epochs``
+or the epochs that fit in ``max_seconds`` (``"cosine_budget"``: the planned length is re-estimated
+from the time each epoch takes, and the decay never lags the elapsed share of the time budget,
+so a slow model still ends its budget at a low rate), or is halved after ``patience // 2``
+epochs without improvement (``"plateau"``). With ``ema_decay`` > 0 the
 weights that are scored and kept are an exponential moving average of the trained ones
 (Polyak averaging), which smooths out the noise of the last updates.
 """
@@ -23,6 +26,7 @@ import torch
 from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
 
 Batches = Callable[[], Iterable[Any]]
+SCHEDULES: tuple[str, ...] = ("cosine", "cosine_budget", "plateau")
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int]]
 
 
@@ -55,8 +59,8 @@ def train_loop(
     schedule: str = "cosine",
 ) -> dict[str, Any]:
     """Train ``model`` in place; return the report (epochs, best epoch, losses, seconds)."""
-    if schedule not in ("cosine", "plateau"):
-        raise ValueError(f"schedule must be 'cosine' or 'plateau', not {schedule!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     averaged = copy.deepcopy(model) if ema_decay > 0 else model
     steps = {"done": 0, "total": 0}
@@ -65,8 +69,10 @@ def train_loop(
         steps["done"] += 1
         if ema_decay > 0:  # warm-up: early averages do not cling to the initial weights
             _update_average(averaged, model, min(ema_decay, (1 + steps["done"]) / (10 + steps["done"])))
-        if schedule == "cosine" and steps["total"]:
+        if schedule in ("cosine", "cosine_budget") and steps["total"]:
             fraction = min(steps["done"] / steps["total"], 1.0)
+            if schedule == "cosine_budget" and max_seconds > 0:
+                fraction = max(fraction, min(clock.seconds / max_seconds, 1.0))
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * fraction)))
     clock = Stopwatch()
@@ -86,6 +92,9 @@ def train_loop(
         with torch.no_grad():
             valid_loss = _run_epoch(averaged, valid_batches(), loss_fn, None) if valid_batches else math.nan
         epoch_seconds = clock.seconds - started
+        if schedule == "cosine_budget" and max_seconds > 0:  # the epochs that fit in the budget
+            fit = int(max_seconds // max(clock.seconds / epoch, 1e-9))
+            steps["total"] = max(min(max_epochs, fit), epoch) * len(batches)
         score = valid_loss if math.isfinite(valid_loss) else train_loss
         history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                         "seconds": epoch_seconds})
