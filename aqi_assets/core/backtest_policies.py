@@ -4,7 +4,7 @@
 |---|---|
 | ``never`` | never: the initial model serves the whole replay |
 | ``fixed_<N>`` | every ``N`` days (``schedule.schedule_due``: a model serves exactly ``N`` days) |
-| ``seed_raw`` | on the original rule: ``rule="raw"`` with the seed's thresholds, other settings default |
+| ``seed_raw`` | on the original rule: ``rule="raw"`` with the seed's thresholds and windows (``SEED_RAW_OVERRIDES``) |
 | ``default`` | on ``RetrainingConfig().performance`` — whatever the product ships |
 | ``drift`` | on input drift only (``check_drift`` on ``feature_stats`` sketches, ``config.drift``) |
 | ``default+drift`` | on either the default performance rule or drift |
@@ -29,10 +29,13 @@ from aqi_assets.core.drift import check_drift
 from aqi_assets.core.schedule import schedule_due
 from aqi_assets.core.triggers import Trigger, evaluate_performance
 
-#: Settings of the original (seed) performance rule: raw RMSE and within-20 %, seed thresholds.
+#: Settings of the original (seed) performance rule: raw RMSE and within-20 %, seed thresholds,
+#: and the windows it shipped with (7-day recent window, 14-day reference, 3-day cooldown), so
+#: ``seed_raw`` stays the seed's rule whatever the product's defaults become.
 SEED_RAW_OVERRIDES: dict[str, object] = {
     "rule": "raw", "rmse_increase": 0.15, "accuracy_drop": 0.10,
     "critical_rmse_increase": 0.30, "critical_accuracy_drop": 0.20,
+    "recent_days": 7, "min_recent_days": 5, "reference_days": 14, "min_reference_days": 7, "cooldown_days": 3,
 }  # fmt: skip
 TRIGGERED_BASES: tuple[str, ...] = ("seed_raw", "default", "drift", "default+drift")
 _FIXED = re.compile(r"^fixed_(\d+)$")

@@ -58,19 +58,20 @@ class PerformanceSettings(_Section):
     """Live-error degradation rules (relative to the model's own level right after deployment)."""
 
     rule: Literal["raw", "skill"] = Field(
-        "skill",
+        "raw",
         description="raw: RMSE and within-20 % as measured; skill: both relative to persistence "
-        "on the same days, so a seasonal rise that persistence shares is not degradation",
+        "on the same days, so a seasonal rise that persistence shares is not degradation (the "
+        "Beijing backtest, bench/results/policies.md, favours raw: its seasonal retrains pay off)",
     )
     rmse_increase: float = Field(0.15, gt=0, description="high: recent RMSE > reference × (1 + this)")
     accuracy_drop: float = Field(0.10, gt=0, lt=1, description="high: within-20 % drops by this share")
     critical_rmse_increase: float = Field(0.30, gt=0)
     critical_accuracy_drop: float = Field(0.20, gt=0, lt=1)
-    recent_days: int = Field(7, ge=1, description="days of live error compared against the reference")
+    recent_days: int = Field(14, ge=1, description="days of live error compared against the reference")
     reference_days: int = Field(14, ge=1, description="days after deployment that set the reference")
-    min_recent_days: int = Field(5, ge=1, description="scored days the recent window needs to judge")
+    min_recent_days: int = Field(7, ge=1, description="scored days the recent window needs to judge")
     min_reference_days: int = Field(7, ge=1, description="scored days the reference window needs")
-    cooldown_days: int = Field(3, ge=0, description="no new performance trigger this soon after one")
+    cooldown_days: int = Field(7, ge=0, description="no new performance trigger this soon after one")
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -18,8 +18,10 @@ from aqi_assets.core.triggers import (
 )
 
 DEPLOYED = date(2024, 9, 1)
-SKILL = PerformanceSettings()  # default rule: relative to persistence
-RAW = PerformanceSettings(rule="raw")
+#: The rules on a 7-day recent window with a 3-day cooldown (what these cases are written for).
+WINDOWS = {"recent_days": 7, "min_recent_days": 5, "cooldown_days": 3}
+SKILL = PerformanceSettings(rule="skill", **WINDOWS)  # relative to persistence
+RAW = PerformanceSettings(rule="raw", **WINDOWS)
 
 
 def history(
@@ -139,7 +141,7 @@ def test_performance_settings_validation_names_the_field():
     with pytest.raises(ConfigError, match="critical_rmse_increase"):
         parse_config({"performance": {"rmse_increase": 0.4}})
     with pytest.raises(ConfigError, match="min_recent_days"):
-        parse_config({"performance": {"min_recent_days": 9}})
+        parse_config({"performance": {"recent_days": 7, "min_recent_days": 9}})
     with pytest.raises(ConfigError, match="performance.rule"):
         parse_config({"performance": {"rule": "fancy"}})
 

@@ -85,7 +85,8 @@ def test_degraded_history_requests_a_tagged_retraining_and_alerts(tmp_path, webh
     url, received = webhook
     lake = Lake(tmp_path)
     save_record(lake, next_record(lake, {"operations.alert_webhook_url": url}))
-    store_scores(lake, performance_rows("xgboost", 28, recent_factor=1.4))
+    # the whole 14-day recent window (the default) degraded after a 14-day reference
+    store_scores(lake, performance_rows("xgboost", 28, recent_factor=1.4, recent_days=14))
     with dg.instance_for_test() as instance:
         result, context = evaluate(performance_degradation_sensor, instance, lake)
         assert len(result) == 1
