@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev bench bench-feature-stats bench-models bench-policies bench-drift validate clean
+.PHONY: install test demo dev bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,10 @@ demo: install
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml
 
-bench: bench-feature-stats bench-models bench-policies bench-drift
+bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load
+
+bench-sensor-load: install
+	$(BIN)/python -m bench.bench_sensor_load
 
 bench-feature-stats: install
 	$(BIN)/python -m bench.bench_feature_stats
