@@ -201,9 +201,13 @@ def write_markdown(summaries: dict[str, dict], details: dict[str, dict]) -> Path
         run = details.get(model, {}).get("run")
         if model in summaries and run:
             m = run["machine"]
-            runs.append(f"{model} {run['started_utc']} (load {m['load_avg_1m']:.1f} → {run['load_avg_1m_after']:.1f})")
+            runs.append(f"{model} {run['started_utc']} ({m['load_avg_1m']:.1f} → {run['load_avg_1m_after']:.1f})")
     machine = next((details[m]["run"]["machine"] for m in MODELS if details.get(m, {}).get("run")), machine_info())
     rows_scored = {m: details[m]["metrics"].get("n") for m in MODELS if m in details and "metrics" in details[m]}
+    budget = ", ".join(f"{m} {details[m]['hyperparams']['max_seconds']:.0f} s" for m in ("lstm", "gnn")
+                       if "max_seconds" in details.get(m, {}).get("hyperparams", {})) or "see models_detail.json"
+    cpu = ", ".join(f"{m} {details[m]['train_cpu_seconds']:.0f} s" for m in MODELS
+                    if details.get(m, {}).get("train_cpu_seconds") is not None)
     text = f"""# Models benchmark: next-hour PM2.5 on the Beijing data
 
 Train 2013-03-01..2016-02-29 (the last 91 days, from {VALID_START}, for early stopping), test on
@@ -221,10 +225,10 @@ persistence on exactly its own rows in `models_detail.json`).
 
 Reproduce: {REPRODUCE}.
 
-Run: {"; ".join(runs) or "dates not recorded"} (UTC), on {machine['cpus']} × {machine['cpu_model'] or "CPU"},
-{machine['memory_gb']} GB RAM, shared with other work — the load average shows how contended the cores
-were, and wall times inflate with it. Torch models train on one thread and stop at their
-`max_seconds` budget.
+Runs (UTC, 1-minute load average before → after): {"; ".join(runs) or "not recorded"}; on
+{machine['cpus']} × {machine['cpu_model'] or "CPU"}, {machine['memory_gb']} GB RAM, shared with other work.
+A load above the {machine['cpus']} cores means the models competed for CPU and their wall times are
+inflated; CPU seconds of `fit`: {cpu or "not recorded"}. The torch models train on one thread and stop at their `max_seconds` budget ({budget}).
 """
     path = RESULTS_DIR / "models.md"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
