@@ -22,6 +22,8 @@ os.environ["AQI_LAKE_DIR"] = str(SESSION_ROOT / "lake")
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{SESSION_ROOT / 'mlflow.db'}"
 os.environ["AQI_MLFLOW_ARTIFACTS"] = str(SESSION_ROOT / "mlflow-artifacts")
 os.environ.pop("AQI_ALERT_WEBHOOK_URL", None)
+os.environ["AQI_TRAINING_RETRY_DELAY_SECONDS"] = "0.5"  # retries of transient failures, quickly
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # an unreachable MLflow server fails at once
 (SESSION_ROOT / "dagster_home").mkdir(parents=True, exist_ok=True)
 
 BEIJING_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beijing"

@@ -8,6 +8,7 @@ trail the promotion asset records as its materialization.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -39,8 +40,15 @@ def configure_mlflow(tracking_uri: str, artifact_root: str, experiment: str) -> 
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists (artifacts under
     ``artifact_root`` when it is created here); the model registry lives on the same store.
     Returns the experiment id."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    # MLflow also writes the URI into the environment; the platform's setting must not follow one
+    # step's override into later steps of the same process (a long-lived worker runs many).
+    if configured is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = configured
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is not None:

@@ -114,19 +114,41 @@ class _ResolvedConfigContext:
         return getattr(self._context, name)
 
 
+class MlflowUnavailable(Exception):
+    """MLflow could not be reached; raised in the step body, so the step's RetryPolicy applies."""
+
+
+class UnreachableTracking:
+    """Stands in for the tracker when MLflow is down as a step starts: the step fails on first use."""
+
+    def __init__(self, uri: str, error: Exception):
+        self.uri, self.error = uri, error
+
+    def ensure_reachable(self) -> None:
+        raise MlflowUnavailable(f"MLflow tracking server at {self.uri} is unreachable: "
+                                f"{type(self.error).__name__}: {str(self.error)[:300]}")
+
+
 @dg.resource(config_schema=_TRACKING_SCHEMA)
 def mlflow_tracking(init_context):
     """dagster-mlflow's tracking resource: one MLflow run per Dagster run, resumed by every step.
 
     The experiment is created with the platform's artifact root first (a SQLite backend would
     otherwise put artifacts under the working directory), and each step closes the run it
-    resumed (FINISHED, or FAILED when the step raised), so no run is left "running".
+    resumed (FINISHED, or FAILED when the step raised), so no run is left "running". When MLflow
+    cannot be reached the resource still starts (``UnreachableTracking``): the step body then
+    raises ``MlflowUnavailable`` and is retried with exponential backoff like any transient error.
     """
     config = dict(init_context.resource_config)
     config["mlflow_tracking_uri"] = config.get("mlflow_tracking_uri") or mlflow_tracking_uri()
     config["experiment_name"] = config.get("experiment_name") or mlflow_experiment()
-    configure_mlflow(config["mlflow_tracking_uri"], mlflow_artifact_root(), config["experiment_name"])
-    tracker = MlFlow(_ResolvedConfigContext(init_context, config))
+    try:
+        configure_mlflow(config["mlflow_tracking_uri"], mlflow_artifact_root(), config["experiment_name"])
+        tracker = MlFlow(_ResolvedConfigContext(init_context, config))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the store is reported in the step
+        init_context.log.warning(f"MLflow at {config['mlflow_tracking_uri']} unreachable: {exc}")
+        yield UnreachableTracking(config["mlflow_tracking_uri"], exc)
+        return
     yield tracker
     # Teardown runs inside Dagster's error handling when the step raised (as dagster-mlflow's own
     # cleanup relies on), so sys.exc_info tells a failed step from a finished one.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import date, timedelta
 
 import dagster as dg
@@ -159,3 +161,27 @@ def test_weekly_report_counts_runs_gates_and_promotions(platform):
     assert "triggers by type: drift 1, manual 1" in written
     assert "gates: rmse_within_limit" in written and "promoted" in written
     assert "report test" in written
+
+
+def test_unreachable_mlflow_is_retried_with_backoff_then_fails_clearly(platform):
+    instance, resources, _ = platform
+    before = registry.champion("xgboost")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    down = {**resources, "mlflow": defs.resources["mlflow"].configured(
+        {"mlflow_tracking_uri": dead, "experiment_name": "model_tests"})}
+    result = run(instance, down, ["training_dataset", "xgboost_model", "xgboost_promotion"], raise_on_error=False)
+    assert not result.success
+    kinds = [e.event_type_value for e in result.all_events if e.step_key == "xgboost_model"]
+    assert kinds.count("STEP_UP_FOR_RETRY") == 3 and kinds.count("STEP_RESTARTED") == 3
+    assert kinds[-1] == "STEP_FAILURE"
+    retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert all(f"MLflow tracking server at {dead} is unreachable" in str(e.event_specific_data.error)
+               for e in retried), retried[0].event_specific_data
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0].step_failure_data.error
+    assert failure.message.startswith("Exceeded max_retries of 3") and failure.cause.cls_name == "MlflowUnavailable"
+    assert not result.asset_materializations_for_node("xgboost_promotion")
+    after = registry.champion("xgboost", resources["mlflow_registry"].client())
+    assert getattr(after, "version", None) == getattr(before, "version", None)
+    assert os.environ["MLFLOW_TRACKING_URI"] != dead  # the platform's own setting did not follow the override

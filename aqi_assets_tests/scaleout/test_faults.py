@@ -67,12 +67,10 @@ def test_broker_down_at_launch_fails_clearly_and_records_nothing(scaleout):
     print(f"broker down: run failed {elapsed:.1f} s after submit")
 
 
-def test_mlflow_unreachable_fails_the_step_naming_mlflow_and_keeps_the_champion(scaleout):
-    """MLflow down when the model step starts: the step's MLflow resource cannot start.
-
-    Dagster's RetryPolicy (exponential backoff) covers errors raised in the step body; a
-    resource that fails to initialize is not retried, so the step fails at once, naming the
-    MLflow resource and its URI. Nothing is registered and the champion stays.
+def test_mlflow_unreachable_is_retried_with_backoff_then_fails_and_keeps_the_champion(scaleout):
+    """MLflow down when the model step starts: the step body raises ``MlflowUnavailable``, the
+    step's RetryPolicy retries it with exponential backoff (the test suite sets a 0.5 s first
+    delay), then the run fails naming MLflow and its URI. Nothing is registered; the champion stays.
     """
     champion, versions = _ensure_champion(scaleout), _model_versions(scaleout)
     dead = f"http://127.0.0.1:{closed_port()}"
@@ -84,10 +82,12 @@ def test_mlflow_unreachable_fails_the_step_naming_mlflow_and_keeps_the_champion(
     elapsed = time.monotonic() - started
     assert run.status == dg.DagsterRunStatus.FAILURE
     text = scaleout.failure_messages(run_id)
-    assert "ResourceDefinition mlflow" in text and "xgboost_model" in text, text
+    assert f"MLflow tracking server at {dead} is unreachable" in text and "Exceeded max_retries of 3" in text, text
+    retries = [r for r in scaleout.events(run_id, "STEP_UP_FOR_RETRY") if r.step_key == "xgboost_model"]
+    assert len(retries) == 3, text
     assert not [r for r in scaleout.events(run_id, "STEP_START") if r.step_key == "xgboost_promotion"]
     assert scaleout.champion_version() == champion and _model_versions(scaleout) == versions
-    print(f"mlflow unreachable: run failed {elapsed:.1f} s after submit")
+    print(f"mlflow unreachable: 3 retries with backoff, run failed {elapsed:.1f} s after submit")
 
 
 def _run_worker_pid(stack, run_id: str) -> int:

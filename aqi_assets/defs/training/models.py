@@ -1,5 +1,6 @@
 """The three model assets, their blocking gates, promotions, and the retraining/rollback jobs."""
 
+import os
 from datetime import date, timedelta
 
 import dagster as dg
@@ -17,7 +18,7 @@ from aqi_assets.core.station_graph import StationGraph
 from aqi_assets.core.tracking import log_candidate
 from aqi_assets.defs.executor import model_step_tags, retraining_executor
 from aqi_assets.defs.metadata import markdown_table
-from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource
+from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource, UnreachableTracking
 from aqi_assets.defs.run_tags import MODEL_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG, trigger_of_run
 
 MODEL_KINDS = {"xgboost": "xgboost", "lstm": "pytorch", "gnn": "pytorch"}
@@ -27,7 +28,10 @@ MODEL_DESCRIPTIONS = {
     "gnn": "A spatio-temporal graph network (torch-geometric) over the station graph, recurrent over time.",
 }
 #: Transient failures (MLflow or the filesystem briefly unavailable) are retried with backoff.
-TRAINING_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+#: Transient failures (MLflow unreachable, a lost connection) are retried 3 times after 10, 20 and
+#: 40 s (± jitter); AQI_TRAINING_RETRY_DELAY_SECONDS sets the first delay.
+TRAINING_RETRY = dg.RetryPolicy(max_retries=3, delay=float(os.environ.get("AQI_TRAINING_RETRY_DELAY_SECONDS", "10")),
+                                backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 GATE_DESCRIPTIONS = {
     "rmse_within_limit": "Holdout RMSE ≤ gates.max_rmse (25 µg/m³ by default).",
     "accuracy_within_limit": "Share of forecasts within ±20 % ≥ gates.min_within_20 (70 % by default).",
@@ -87,6 +91,8 @@ def build_model_asset(model: str) -> dg.AssetsDefinition:
         if not config.enabled:
             context.log.info(f"{model} is not selected in this run; skipped")
             return
+        if isinstance(context.resources.mlflow, UnreachableTracking):
+            context.resources.mlflow.ensure_reachable()  # raises: retried with backoff, then fails
         settings = current_config(context.resources.lake.get()).training
         trigger = trigger_of_run(context.run.tags, config.reason, config.severity)
         context.log.info(f"training {model} ({settings.preset} preset): {trigger['trigger_type']} — {trigger['reason']}")
