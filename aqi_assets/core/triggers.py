@@ -8,8 +8,9 @@ schedule triggers from ``schedule.schedule_due``; this module holds the performa
 Performance rules compare a model's live error over the last ``recent_days`` with its own
 error over the ``reference_days`` right after its champion started serving:
 
-- ``rule="raw"`` (the original rule): pooled RMSE and accuracy-within-20 % as measured.
-- ``rule="skill"`` (default): the same thresholds on the model's error *relative to
+- ``rule="raw"`` (default; the original rule): pooled RMSE and accuracy-within-20 % as
+  measured. On the Beijing backtest it served better than ``skill`` (``make bench-policies``).
+- ``rule="skill"``: the same thresholds on the model's error *relative to
   persistence on the same days* — RMSE / persistence RMSE and within-20 % / persistence
   within-20 %. Weather and season move both numerators and denominators, so a winter rise in
   raw RMSE that persistence shares does not read as the model going stale.

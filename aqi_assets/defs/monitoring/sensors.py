@@ -31,7 +31,7 @@ def _skip(held: list[str], found: int) -> dg.SkipReason:
     minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
-    description="Retrains a model whose live error degrades (performance.* settings; skill vs persistence by default).",
+    description="Retrains a model whose live error degrades (performance.* settings; raw RMSE and within-20 % by default).",
 )
 @alerting_on_error
 def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
