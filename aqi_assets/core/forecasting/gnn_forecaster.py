@@ -30,9 +30,9 @@ from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
     batch_indices,
     blended_loss,
+    fit_samples,
     residual_forecast,
     set_torch_threads,
-    train_loop,
 )
 from aqi_assets.core.station_graph import StationGraph, build_station_graph
 
@@ -185,19 +185,8 @@ class GNNForecaster(Forecaster):
         valid_times = self._sample_times(data, valid_rows)
         report_progress(progress, f"gnn: {len(train_times)} training and {len(valid_times)} validation "
                                   f"hours × {len(panel.stations)} stations, {self.graph.n_edges} edges")
-        batch = int(hp["batch_size"])
         loss_fn = self._loss_fn(data)
-        report = train_loop(
-            self.net,
-            lambda: (train_times[i] for i in batch_indices(len(train_times), batch, rng)),
-            (lambda: (valid_times[i] for i in batch_indices(len(valid_times), 4 * batch, None)))
-            if len(valid_times) else None,
-            loss_fn,
-            max_epochs=int(hp["max_epochs"]), patience=int(hp["patience"]),
-            learning_rate=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"]),
-            max_seconds=float(hp["max_seconds"]), progress=progress, label="gnn",
-            ema_decay=float(hp["ema_decay"]), schedule=str(hp["schedule"]),
-        )
+        report = fit_samples(self.net, train_times, valid_times, loss_fn, hp, rng, progress, "gnn")
         report.update({"train_hours": int(len(train_times)), "valid_hours": int(len(valid_times)),
                        "stations": len(panel.stations), "edges": self.graph.n_edges,
                        "seconds": clock.seconds})

@@ -23,9 +23,9 @@ from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
     batch_indices,
     blended_loss,
+    fit_samples,
     residual_forecast,
     set_torch_threads,
-    train_loop,
 )
 from aqi_assets.core.station_graph import StationGraph
 
@@ -117,18 +117,7 @@ class LSTMForecaster(Forecaster):
             forecast = residual_forecast(net(_windows(x, t, s, window)), base_t[t, s], scale, output)
             return blended_loss(forecast, target_t[t, s], scale, log_weight), len(cells)
 
-        batch = int(hp["batch_size"])
-        report = train_loop(
-            self.net,
-            lambda: (train_cells[i] for i in batch_indices(len(train_cells), batch, rng)),
-            (lambda: (valid_cells[i] for i in batch_indices(len(valid_cells), 4 * batch, None)))
-            if len(valid_cells) else None,
-            loss,
-            max_epochs=int(hp["max_epochs"]), patience=int(hp["patience"]),
-            learning_rate=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"]),
-            max_seconds=float(hp["max_seconds"]), progress=progress, label="lstm",
-            ema_decay=float(hp["ema_decay"]), schedule=str(hp["schedule"]),
-        )
+        report = fit_samples(self.net, train_cells, valid_cells, loss, hp, rng, progress, "lstm")
         report.update({"train_samples": int(len(train_cells)), "valid_samples": int(len(valid_cells)),
                        "seconds": clock.seconds})
         self.training_report = report

@@ -187,3 +187,21 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None) -> l
     """``0..n-1`` in shuffled (``rng``) or natural order, cut into batches."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def fit_samples(model: torch.nn.Module, train, valid, loss_fn: LossFn, hp: dict[str, Any],
+                rng: np.random.Generator, progress: Progress | None, label: str) -> dict[str, Any]:
+    """``train_loop`` over shuffled batches of the ``train`` samples (validation in fixed batches
+    four times larger), with a trainer's hyperparameters (batch size, epochs, patience, rates,
+    time budget, weight averaging, schedule)."""
+    batch = int(hp["batch_size"])
+    return train_loop(
+        model,
+        lambda: (train[i] for i in batch_indices(len(train), batch, rng)),
+        (lambda: (valid[i] for i in batch_indices(len(valid), 4 * batch, None))) if len(valid) else None,
+        loss_fn,
+        max_epochs=int(hp["max_epochs"]), patience=int(hp["patience"]),
+        learning_rate=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"]),
+        max_seconds=float(hp["max_seconds"]), progress=progress, label=label,
+        ema_decay=float(hp["ema_decay"]), schedule=str(hp["schedule"]),
+    )
