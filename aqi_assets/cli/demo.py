@@ -63,7 +63,6 @@ class Tally:
     gates_failed: int = 0
     promotions: int = 0
     day_checks_failed: int = 0
-    events: list[str] = field(default_factory=list)
 
 
 class Demo:
@@ -105,7 +104,7 @@ class Demo:
         failed = [c.check_name for c in checks if not c.passed]
         self.tally.gate_decisions += len(checks) > 0
         self.tally.gates_failed += bool(failed)
-        promoted = [m for m in result.asset_materializations_for_node(f"{model}_promotion")]
+        promoted = result.asset_materializations_for_node(f"{model}_promotion")
         self.tally.promotions += len(promoted)
         self.tally.failed_runs += not result.success
         trained = result.asset_materializations_for_node(f"{model}_model")
@@ -123,12 +122,8 @@ class Demo:
         else:
             outcome = "run failed; champion unchanged"
         detail = " ".join(filter(None, (figures, outcome)))
-        self.note(f"{model}: {tags.get('aqi/trigger_type')} retraining ({_short(tags.get('aqi/reason', ''))}) → "
+        self.say(f"{model}: {tags.get('aqi/trigger_type')} retraining ({_short(tags.get('aqi/reason', ''))}) → "
                   f"{detail} [{time.perf_counter() - started:.0f} s, run {result.run_id[:8]}]")
-
-    def note(self, message: str) -> None:
-        self.tally.events.append(message)
-        self.say(message)
 
     # ------------------------------------------------------------------ steps
 
@@ -138,7 +133,7 @@ class Demo:
                   if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
         if failed:
             self.tally.day_checks_failed += 1
-            self.note(f"{day}: data-quality gate(s) failed: {', '.join(failed)}")
+            self.say(f"{day}: data-quality gate(s) failed: {', '.join(failed)}")
 
     def setup(self, warmup_days: int) -> date:
         """Warm-up on a fresh platform: config, station graph, a training window of days, first models."""
