@@ -15,7 +15,6 @@ Without a graph at fit time every station is linked to every other (no distances
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,20 +23,20 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
-from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
 from aqi_assets.core.forecasting.panel import Panel
 from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
     batch_indices,
     blended_loss,
     fit_samples,
+    TorchForecaster,
     residual_forecast,
     set_torch_threads,
 )
 from aqi_assets.core.station_graph import StationGraph, build_station_graph
 
 EDGE_FEATURES = 7
-MODEL_FILE = "gnn.pt"
 
 
 class WindAwareConv(MessagePassing):
@@ -128,10 +127,11 @@ class SpatioTemporalNet(nn.Module):
         return out.view(b, n)
 
 
-class GNNForecaster(Forecaster):
+class GNNForecaster(TorchForecaster):
     """Spatio-temporal GNN over the station graph (see the module docstring)."""
 
     kind = "gnn"
+    model_file = "gnn.pt"
     DEFAULTS: dict[str, Any] = {
         "window_hours": 8,
         "hidden": 64,
@@ -166,6 +166,11 @@ class GNNForecaster(Forecaster):
         return int(self.hyperparams["window_hours"]) - 1
 
     # --- fitting -----------------------------------------------------------------------------
+    def _new_net(self) -> SpatioTemporalNet:
+        hp = self.hyperparams
+        return SpatioTemporalNet(self.scaler.n_channels, int(hp["hidden"]), int(hp["graph_layers"]),
+                                 float(hp["dropout"]), bool(hp["recurrent_graph"]))
+
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
             graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
         clock = Stopwatch()
@@ -178,8 +183,7 @@ class GNNForecaster(Forecaster):
             graph = build_station_graph(pd.DataFrame({"station": list(panel.stations)}))
         self.graph = graph
         self.scaler = SequenceScaler(self.spec, fill_hours=int(hp["fill_hours"])).fit(panel, train_rows)
-        self.net = SpatioTemporalNet(self.scaler.n_channels, int(hp["hidden"]), int(hp["graph_layers"]),
-                                     float(hp["dropout"]), bool(hp["recurrent_graph"]))
+        self.net = self._new_net()
         data = self._tensors(panel, with_targets=True)
         train_times = self._sample_times(data, train_rows)
         valid_times = self._sample_times(data, valid_rows)
@@ -263,19 +267,6 @@ class GNNForecaster(Forecaster):
                                              str(self.hyperparams["output"]))
                 grid[t] = np.clip(forecast.numpy(), 0.0, None)
         return grid
-
-    # --- persistence -------------------------------------------------------------------------
-    def _save_model(self, directory: Path) -> dict[str, Any]:
-        torch.save(self.net.state_dict(), directory / MODEL_FILE)
-        return {"scaler": self.scaler.to_dict()}
-
-    def _load_model(self, directory: Path, state: dict[str, Any]) -> None:
-        self.scaler = SequenceScaler.from_dict(state["scaler"])
-        hp = self.hyperparams
-        self.net = SpatioTemporalNet(self.scaler.n_channels, int(hp["hidden"]), int(hp["graph_layers"]),
-                                     float(hp["dropout"]), bool(hp["recurrent_graph"]))
-        self.net.load_state_dict(torch.load(directory / MODEL_FILE, weights_only=True))
-        self.net.eval()
 
 
 def edge_features(graph: StationGraph, panel: Panel) -> np.ndarray:

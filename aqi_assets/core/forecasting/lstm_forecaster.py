@@ -9,7 +9,6 @@ independent here: the LSTM never sees its neighbours.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,19 +16,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
 from aqi_assets.core.forecasting.panel import Panel
 from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
     batch_indices,
     blended_loss,
     fit_samples,
+    TorchForecaster,
     residual_forecast,
     set_torch_threads,
 )
 from aqi_assets.core.station_graph import StationGraph
 
-MODEL_FILE = "lstm.pt"
 
 
 class StationLSTM(nn.Module):
@@ -48,10 +47,11 @@ class StationLSTM(nn.Module):
         return self.head(torch.cat([state[-1], x[:, -1]], dim=-1)).squeeze(-1)
 
 
-class LSTMForecaster(Forecaster):
+class LSTMForecaster(TorchForecaster):
     """Per-station LSTM (see the module docstring)."""
 
     kind = "lstm"
+    model_file = "lstm.pt"
     DEFAULTS: dict[str, Any] = {
         "window_hours": 24,
         "hidden": 64,
@@ -139,16 +139,6 @@ class LSTMForecaster(Forecaster):
                 forecast = residual_forecast(out, base_ts, self.scaler.target_scale, str(self.hyperparams["output"]))
                 grid[t, s] = np.clip(forecast.numpy(), 0.0, None)
         return grid
-
-    def _save_model(self, directory: Path) -> dict[str, Any]:
-        torch.save(self.net.state_dict(), directory / MODEL_FILE)
-        return {"scaler": self.scaler.to_dict()}
-
-    def _load_model(self, directory: Path, state: dict[str, Any]) -> None:
-        self.scaler = SequenceScaler.from_dict(state["scaler"])
-        self.net = self._new_net()
-        self.net.load_state_dict(torch.load(directory / MODEL_FILE, weights_only=True))
-        self.net.eval()
 
 
 def _windows(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, window: int) -> torch.Tensor:

@@ -23,7 +23,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
+from pathlib import Path
+
+from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 
 Batches = Callable[[], Iterable[Any]]
 SCHEDULES: tuple[str, ...] = ("cosine", "cosine_budget", "plateau")
@@ -205,3 +208,24 @@ def fit_samples(model: torch.nn.Module, train, valid, loss_fn: LossFn, hp: dict[
         max_seconds=float(hp["max_seconds"]), progress=progress, label=label,
         ema_decay=float(hp["ema_decay"]), schedule=str(hp["schedule"]),
     )
+
+
+class TorchForecaster(Forecaster):
+    """A forecaster whose model is a torch network over ``SequenceScaler`` inputs: the network's
+    weights and the scaler are what it saves and loads."""
+
+    model_file = "net.pt"
+
+    def _new_net(self) -> torch.nn.Module:
+        """A fresh network for ``self.scaler`` and the hyperparameters."""
+        raise NotImplementedError
+
+    def _save_model(self, directory: Path) -> dict[str, Any]:
+        torch.save(self.net.state_dict(), directory / self.model_file)
+        return {"scaler": self.scaler.to_dict()}
+
+    def _load_model(self, directory: Path, state: dict[str, Any]) -> None:
+        self.scaler = SequenceScaler.from_dict(state["scaler"])
+        self.net = self._new_net()
+        self.net.load_state_dict(torch.load(directory / self.model_file, weights_only=True))
+        self.net.eval()
