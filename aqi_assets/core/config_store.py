@@ -7,11 +7,13 @@ previous version stays in force.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
 from aqi_assets.core.config import DEFAULT_CONFIG, RetrainingConfig, parse_config
 from aqi_assets.core.lake import Lake
+from aqi_assets.core.settings import lake_root
 
 CONFIG_DATASET = "retraining_config"
 _NULLS = {"null", "none", "None", "~"}
@@ -28,6 +30,13 @@ def current_record(lake: Lake) -> dict:
 def current_config(lake: Lake) -> RetrainingConfig:
     """The configuration in force (the defaults until a change is recorded)."""
     return parse_config(current_record(lake)["config"])
+
+
+@functools.cache
+def config_at_load() -> RetrainingConfig:
+    """The configuration in force when the code location loaded: what sensor intervals and
+    schedule crons are built from (read once per process)."""
+    return current_config(Lake(lake_root()))
 
 
 def _coerce(value: Any) -> Any:

@@ -5,12 +5,10 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.config_store import current_config
+from aqi_assets.core.config_store import config_at_load
 from aqi_assets.core.datasets import latest_observed_day
-from aqi_assets.core.lake import Lake
 from aqi_assets.core.plots import png_markdown
 from aqi_assets.core.report import RetrainingRun, build_report
-from aqi_assets.core.settings import lake_root
 from aqi_assets.defs.resources import LakeResource
 from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
 
@@ -98,7 +96,7 @@ retraining_report_job = dg.define_asset_job(
 weekly_retraining_report = dg.ScheduleDefinition(
     name="weekly_retraining_report",
     job=retraining_report_job,
-    cron_schedule=current_config(Lake(lake_root())).operations.report_cron,
+    cron_schedule=config_at_load().operations.report_cron,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Monday 06:00 by default (operations.report_cron): the weekly retraining report.",
 )

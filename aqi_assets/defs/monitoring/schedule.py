@@ -5,15 +5,12 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core.config_store import current_config
+from aqi_assets.core.config_store import config_at_load, current_config
 from aqi_assets.core.datasets import latest_observed_day
-from aqi_assets.core.lake import Lake
 from aqi_assets.core.monitoring import adapt_schedule
-from aqi_assets.core.settings import lake_root
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource
 
-_LOADED_CONFIG = current_config(Lake(lake_root()))
 
 
 @dg.asset(
@@ -45,7 +42,7 @@ adapt_schedule_job = dg.define_asset_job(
 adapt_retraining_schedule = dg.ScheduleDefinition(
     name="adapt_retraining_schedule",
     job=adapt_schedule_job,
-    cron_schedule=_LOADED_CONFIG.schedule.adapt_cron,
+    cron_schedule=config_at_load().schedule.adapt_cron,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily (03:00 by default, schedule.adapt_cron): adapt the retraining intervals.",
 )

@@ -6,10 +6,8 @@ import dagster as dg
 
 from aqi_assets.core import monitoring
 from aqi_assets.core.alerts import Alert
-from aqi_assets.core.config_store import current_config
+from aqi_assets.core.config_store import config_at_load, current_config
 from aqi_assets.core.datasets import OBSERVATIONS, latest_observed_day
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.settings import lake_root
 from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error, dump_cursor, load_cursor
 from aqi_assets.defs.monitoring.performance import ingest_day
 from aqi_assets.defs.monitoring.runs import requests_for, retrainings_in_flight
@@ -17,7 +15,7 @@ from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 from aqi_assets.defs.training.models import RETRAINING_JOBS, manual_retraining
 
 #: How often triggers are checked (operations.check_interval_minutes of the config in force at load).
-CHECK_INTERVAL_SECONDS = 60 * current_config(Lake(lake_root())).operations.check_interval_minutes
+CHECK_INTERVAL_SECONDS = 60 * config_at_load().operations.check_interval_minutes
 MAX_INGEST_PER_TICK = 7
 
 
