@@ -156,15 +156,6 @@ class GNNForecaster(TorchForecaster):
                             "max_epochs": 10, "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0,
                             "schedule": "cosine"}
 
-    def __init__(self, spec=None, **hyperparams):
-        super().__init__(spec, **hyperparams)
-        self.scaler: SequenceScaler | None = None
-        self.net: SpatioTemporalNet | None = None
-
-    @property
-    def lookback_hours(self) -> int:
-        return int(self.hyperparams["window_hours"]) - 1
-
     # --- fitting -----------------------------------------------------------------------------
     def _new_net(self) -> SpatioTemporalNet:
         hp = self.hyperparams

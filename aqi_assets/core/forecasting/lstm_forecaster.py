@@ -74,15 +74,6 @@ class LSTMForecaster(TorchForecaster):
     FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "batch_size": 256, "max_epochs": 10,
                             "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0}
 
-    def __init__(self, spec=None, **hyperparams):
-        super().__init__(spec, **hyperparams)
-        self.scaler: SequenceScaler | None = None
-        self.net: StationLSTM | None = None
-
-    @property
-    def lookback_hours(self) -> int:
-        return int(self.hyperparams["window_hours"]) - 1
-
     def _new_net(self) -> StationLSTM:
         hp = self.hyperparams
         return StationLSTM(self.scaler.n_channels, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))

@@ -211,10 +211,19 @@ def fit_samples(model: torch.nn.Module, train, valid, loss_fn: LossFn, hp: dict[
 
 
 class TorchForecaster(Forecaster):
-    """A forecaster whose model is a torch network over ``SequenceScaler`` inputs: the network's
-    weights and the scaler are what it saves and loads."""
+    """A forecaster whose model is a torch network over the last ``window_hours`` of
+    ``SequenceScaler`` inputs: the network's weights and the scaler are what it saves and loads."""
 
     model_file = "net.pt"
+
+    def __init__(self, spec=None, **hyperparams):
+        super().__init__(spec, **hyperparams)
+        self.scaler: SequenceScaler | None = None
+        self.net: torch.nn.Module | None = None
+
+    @property
+    def lookback_hours(self) -> int:
+        return int(self.hyperparams["window_hours"]) - 1
 
     def _new_net(self) -> torch.nn.Module:
         """A fresh network for ``self.scaler`` and the hyperparameters."""
