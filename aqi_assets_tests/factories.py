@@ -13,6 +13,8 @@ from aqi_assets.core.schema import COMPASS_POINTS, OBSERVATION_COLUMNS
 from aqi_assets.core.sources.prsa import PRSA_COLUMNS
 
 STATIONS = ("Alpha", "Bravo", "Charlie")
+#: The columns of a Beijing-shaped network (every canonical column but humidity).
+COLUMNS: tuple[str, ...] = tuple(c for c in OBSERVATION_COLUMNS if c != "humidity")
 COORDINATES = {"Alpha": (39.90, 116.40), "Bravo": (39.95, 116.30), "Charlie": (40.10, 116.60)}
 
 
@@ -40,9 +42,7 @@ def canonical_rows(start: date = date(2024, 3, 1), days: int = 3, stations=STATI
             "wind_speed": rng.uniform(0.5, 4, n).round(1),
             "wind_direction": rng.choice(COMPASS_POINTS, n),
         }))
-    return pd.concat(rows, ignore_index=True).sort_values(["timestamp", "station"], ignore_index=True)[
-        list(OBSERVATION_COLUMNS)
-    ]
+    return pd.concat(rows, ignore_index=True).sort_values(["timestamp", "station"], ignore_index=True)[list(COLUMNS)]
 
 
 def write_stations(directory: Path, stations=STATIONS) -> None:

@@ -8,6 +8,8 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from aqi_assets.core.config import TrainingSettings
+
 DEFAULT_POLICIES = "never,fixed_7,fixed_30,seed_raw,default"
 
 
@@ -33,10 +35,13 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("backtest-results"),
                         help="folder for backtest.md, backtest.json, backtest.png, backtest_daily.csv")
     parser.add_argument("--model", default="xgboost", choices=("xgboost", "lstm", "gnn"))
-    parser.add_argument("--window-days", type=int, default=None,
-                        help="training window in days (default: the config's, 365)")
-    parser.add_argument("--preset", choices=("full", "fast"), default="full",
-                        help="'fast' trains tiny models for demos")
+    parser.add_argument("--config", choices=("instance", "defaults"), default="instance",
+                        help="instance (default): the retraining_config recorded in the platform's lake "
+                        "($AQI_LAKE_DIR or $DAGSTER_HOME/lake), if any; defaults: the built-in settings")
+    for name, field in TrainingSettings.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=f"training_{name}", default=None,
+                            metavar=name.split("_")[-1].upper(),
+                            help=f"training.{name}: {field.description or ''} (default: the config's)".replace(": (", " ("))
     parser.add_argument("--fit-on", choices=("window", "split"), default="window",
                         help="window: fit on the whole window; split: train/validation/holdout as a live candidate")
     parser.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE",
@@ -54,15 +59,12 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from aqi_assets.core.backtest import BacktestSettings, backtest_source, results_table, write_outputs
     from aqi_assets.core.backtest_policies import policies_from_names
-    from aqi_assets.core.config import RetrainingConfig
     from aqi_assets.core.sources import SourceError, source_from_spec
 
     try:
-        config = RetrainingConfig()
+        config, origin = _config(args.config)
+        config = config.with_overrides(_training_overrides(args, config.training))
         training = config.training
-        if args.window_days is not None:
-            training = _training_with_window(training, args.window_days)
-        training = training.model_copy(update={"preset": args.preset})
         policies = policies_from_names(args.policies, config)
         source = source_from_spec(args.source)
         end = args.end or source.last_day()
@@ -75,6 +77,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     except (ValueError, SourceError) as exc:
         print(f"aqi-retrain backtest: {exc}", file=sys.stderr)
         return 2
+    print(f"Settings: {origin}; target {training.target}, horizon {training.horizon_hours} h, window "
+          f"{training.window_days} days, {training.preset} preset", flush=True)
     print(f"Replaying {source.spec} {start}..{end} ({len(settings.days)} days) under "
           f"{', '.join(p.name for p in policies)}", flush=True)
     bar = None if args.quiet else _progress_bar(len(settings.days))
@@ -95,13 +99,33 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_with_window(training, window_days: int):
-    from aqi_assets.core.config import TrainingSettings
+def _config(which: str):
+    """The settings a replay uses and a sentence saying where they come from."""
+    from aqi_assets.core.config import DEFAULT_CONFIG
+    from aqi_assets.core.config_store import current_config, current_record
+    from aqi_assets.core.lake import Lake
+    from aqi_assets.core.settings import lake_root
 
-    # Keep the validation and holdout slices inside a short window.
-    part = max(1, min(training.validation_days, (window_days - 1) // 3))
-    return TrainingSettings(**{**training.model_dump(), "window_days": window_days,
-                               "validation_days": part, "holdout_days": part})
+    if which == "defaults":
+        return DEFAULT_CONFIG, "the built-in defaults (--config defaults)"
+    lake = Lake(lake_root())
+    version = current_record(lake)["version"]
+    if not version:
+        return DEFAULT_CONFIG, f"the built-in defaults (no retraining_config recorded in {lake.root})"
+    return current_config(lake), f"retraining_config v{version} recorded in {lake.root} (--config defaults ignores it)"
+
+
+def _training_overrides(args: argparse.Namespace, training) -> dict:
+    """``training.*`` edits from the command line; a shorter window also shrinks the validation and
+    holdout slices when they are not given and would not fit."""
+    edits = {f"training.{name}": value for name in type(training).model_fields
+             if (value := getattr(args, f"training_{name}")) is not None}
+    window = edits.get("training.window_days")
+    if window is not None and "training.validation_days" not in edits and "training.holdout_days" not in edits:
+        part = max(1, min(training.validation_days, (int(window) - 1) // 3))
+        if training.validation_days + training.holdout_days >= int(window):
+            edits.update({"training.validation_days": part, "training.holdout_days": part})
+    return edits
 
 
 def _parse_hyper(items: list[str]) -> dict:

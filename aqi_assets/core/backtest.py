@@ -43,6 +43,7 @@ import pandas as pd
 from aqi_assets.core.backtest_policies import Policy, PolicyState, decide
 from aqi_assets.core.config import TrainingSettings
 from aqi_assets.core.forecasting import Forecaster, ForecastSpec, make_forecaster, scored_predictions, split_window
+from aqi_assets.core.forecasting.base import check_target
 from aqi_assets.core.metrics import scored_metrics
 from aqi_assets.core.schema import STATION, TIMESTAMP, coerce_numeric
 from aqi_assets.core.sources.base import ObservationSource, days_between
@@ -168,7 +169,7 @@ def daily_scores(forecaster: Forecaster, frame: pd.DataFrame, first: date, last:
         stamp = np.datetime64(pd.Timestamp(day))
         a, b = day_sorted.searchsorted(stamp, "left"), day_sorted.searchsorted(stamp, "right")
         idx = order[a:b]
-        metrics = scored_metrics(observed[idx], predicted[idx], persistence[idx])
+        metrics = scored_metrics(observed[idx], predicted[idx], persistence[idx], forecaster.spec.target)
         rows.append({"date": pd.Timestamp(day), "model": model,
                      **{c: metrics[c] for c in PERFORMANCE_COLUMNS[2:]}})
     out = pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS))
@@ -494,6 +495,7 @@ def backtest_source(
     cache_dir: str | Path | None = None,
 ) -> Backtest:
     """Read ``source`` for the replay (and the drift reference when a policy needs it) and run it."""
+    source.network().require_target(settings.training.target)
     needs_drift = [p.drift for p in policies if p.drift is not None]
     first = settings.data_start
     if needs_drift:
@@ -504,6 +506,7 @@ def backtest_source(
     frame = load_replay_frame(source, settings, first)
     if frame.empty:
         raise ValueError(f"the source {source.spec!r} has no observations for {first}..{settings.end}")
+    check_target(frame, settings.training.target, f"the source {source.spec!r} ({first}..{settings.end})")
     first_day = frame[TIMESTAMP].iloc[0].date()
     if first_day > settings.data_start:
         raise ValueError(
@@ -526,18 +529,20 @@ def replay_feature_stats(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- outputs ---------------------------------------------------------------------------------
-TABLE_COLUMNS: tuple[str, ...] = ("policy", "RMSE", "vs never", "MAE", "within 20 %", "retrains", "train CPU s")
+TABLE_COLUMNS: tuple[str, ...] = ("policy", "RMSE", "vs never", "persistence RMSE", "MAE", "within 20 %",
+                                  "retrains", "train CPU s")
 
 
 def results_table(backtest: Backtest) -> str:
-    """A Markdown table, one row per policy (RMSE pooled over the replay, change against ``never``)."""
+    """A Markdown table, one row per policy (RMSE pooled over the replay, change against ``never``,
+    and the persistence forecast's RMSE on the same rows)."""
     summaries = backtest.summaries()
     never = summaries.get("never", {}).get("rmse")
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"]
     for name, s in summaries.items():
         change = f"{s['rmse'] / never - 1:+.2%}" if never else "—"
-        lines.append(f"| {name} | {s['rmse']:.3f} | {change} | {s['mae']:.3f} | {s['within_20']:.1%} | "
-                     f"{s['retrains']} | {s['train_cpu_seconds']:.1f} |")
+        lines.append(f"| {name} | {s['rmse']:.3f} | {change} | {s['persistence_rmse']:.3f} | {s['mae']:.3f} | "
+                     f"{s['within_20']:.1%} | {s['retrains']} | {s['train_cpu_seconds']:.1f} |")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from aqi_assets.core.config import TrainingSettings
 from aqi_assets.core.forecasting import Forecaster, ForecastSpec, evaluate, make_forecaster, split_window
+from aqi_assets.core.forecasting.base import check_target
 from aqi_assets.core.forecasting.split import split_days
 from aqi_assets.core.schema import TIMESTAMP
 from aqi_assets.core.station_graph import StationGraph
@@ -59,6 +60,10 @@ def train_candidate(model: str, dataset: pd.DataFrame, graph: StationGraph | Non
     """Fit ``model`` on the train/valid parts of the window and score it on the holdout."""
     if dataset.empty:
         raise TrainingDataError("the training dataset is empty")
+    try:
+        check_target(dataset, settings.target, "the training dataset")
+    except ValueError as exc:
+        raise TrainingDataError(str(exc)) from exc
     end = pd.to_datetime(dataset[TIMESTAMP]).max().date()
     parts = split_days(settings, end)
     train, valid, holdout = split_window(dataset, settings, end)

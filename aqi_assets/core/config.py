@@ -22,7 +22,9 @@ class _Section(BaseModel):
 class TrainingSettings(_Section):
     """What a retraining fits: target, horizon, window and its time-ordered split."""
 
-    target: str = "pm25"
+    target: Literal["pm25", "pm10", "so2", "no2", "co", "o3"] = Field(
+        "pm25", description="the pollutant forecast (one the network measures)"
+    )
     horizon_hours: int = Field(1, ge=1, le=72)
     window_days: int = Field(365, ge=7, le=3650, description="latest days used for training")
     validation_days: int = Field(30, ge=1)
@@ -39,6 +41,20 @@ class TrainingSettings(_Section):
                 f"must be less than window_days ({self.window_days})"
             )
         return self
+
+
+class QualitySettings(_Section):
+    """Data-quality limits of each day of ``observations`` (its checks read them)."""
+
+    max_missing_share: float = Field(
+        0.5, ge=0, le=1, description="missing_share_within_limit: share of the measured readings that may be missing"
+    )
+    max_target_missing_share: float = Field(
+        0.5, ge=0, le=1, description="missing_share_within_limit: share of the target's readings that may be missing"
+    )
+    stuck_hours: int = Field(
+        12, ge=2, le=24, description="no_stuck_sensors (warning): hours one value may repeat at a station"
+    )
 
 
 class GateSettings(_Section):
@@ -155,6 +171,7 @@ class RetrainingConfig(_Section):
     """Every threshold and schedule of the platform, with the defaults of DESIGN.md."""
 
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     performance: PerformanceSettings = Field(default_factory=PerformanceSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)

@@ -11,8 +11,9 @@ import functools
 from datetime import datetime, timezone
 from typing import Any
 
-from aqi_assets.core.config import DEFAULT_CONFIG, RetrainingConfig, parse_config
+from aqi_assets.core.config import DEFAULT_CONFIG, ConfigError, RetrainingConfig, parse_config
 from aqi_assets.core.lake import Lake
+from aqi_assets.core.network import Network
 from aqi_assets.core.settings import lake_root
 
 CONFIG_DATASET = "retraining_config"
@@ -45,23 +46,37 @@ def _coerce(value: Any) -> Any:
     return value
 
 
-def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False) -> dict:
+def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False, network: Network | None = None) -> dict:
     """Validate ``changes`` on top of the config in force (or the defaults when ``reset``).
 
     Returns the record of the new version without storing it; raises ``ConfigError`` naming the
-    field when a key is unknown or a value invalid.
+    field when a key is unknown or a value invalid, or when ``training.target`` is a pollutant the
+    ``network`` does not measure. A new target adds a note to review the absolute gates.
     """
     previous = current_record(lake)
     base = DEFAULT_CONFIG if reset else parse_config(previous["config"])
     updated: RetrainingConfig = base.with_overrides({k: _coerce(v) for k, v in changes.items()})
+    if network is not None:
+        try:
+            network.require_target(updated.training.target)
+        except ValueError as exc:
+            raise ConfigError("training.target", str(exc)) from exc
     before, after = parse_config(previous["config"]).flat(), updated.flat()
     diff = {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+    notes = []
+    if "training.target" in diff and not {"gates.max_rmse", "gates.min_within_20"} & set(diff):
+        notes.append(
+            f"training.target is now {updated.training.target}: gates.max_rmse ({updated.gates.max_rmse:g} µg/m³) "
+            f"and gates.min_within_20 ({updated.gates.min_within_20:g}) are absolute limits in the target's "
+            "own scale; review them for it"
+        )
     return {
         "version": int(previous["version"]) + 1,
         "config": updated.model_dump(),
         "changes": diff,
         "requested": dict(changes),
         "reset": reset,
+        "notes": notes,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

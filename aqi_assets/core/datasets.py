@@ -45,12 +45,20 @@ def day_fit_for_training(lake: Lake, day: date) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
+def latest_fit_day(lake: Lake) -> date | None:
+    """The newest stored day whose blocking quality checks passed (a failed day never ends a window)."""
+    for day in sorted(lake.days(OBSERVATIONS), reverse=True):
+        if day_fit_for_training(lake, day)[0]:
+            return day
+    return None
+
+
 def training_window(lake: Lake, window_days: int, as_of: date | None = None) -> tuple[pd.DataFrame, WindowReport]:
-    """The latest ``window_days`` days up to ``as_of`` (default: the newest stored day).
+    """The latest ``window_days`` days up to ``as_of`` (default: the newest day that passed its gates).
 
     Days whose blocking gates failed are left out (and listed); numeric columns are float64.
     """
-    end = as_of or latest_observed_day(lake)
+    end = as_of or latest_fit_day(lake)
     if end is None:
         return pd.DataFrame(), WindowReport(None, None)
     start = end - timedelta(days=window_days - 1)

@@ -8,8 +8,9 @@ For one day, one row per (station, feature) with:
 - ``h00`` .. ``h24``: counts on the fixed bin edges of ``schema.histogram_edges`` (the same
   edges every day, so histograms of any days add up bin by bin for KS and PSI).
 
-Wind direction is summarised as degrees (N = 0°, clockwise); its mean/std are not meaningful
-(see ``schema.CIRCULAR_FEATURES``) but its histogram is.
+Only the measurements the day's frame has are summarised (a network's own columns). Wind
+direction is summarised as degrees (N = 0°, clockwise); its mean/std are not meaningful (see
+``schema.CIRCULAR_FEATURES``) but its histogram is.
 """
 
 from __future__ import annotations
@@ -19,15 +20,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.schema import (
-    COMPASS_DEGREES,
-    HISTOGRAM_BINS,
-    STAT_FEATURES,
-    STATION,
-    WIND_DIRECTION,
-    coerce_numeric,
-    histogram_edges,
-)
+from aqi_assets.core.schema import HISTOGRAM_BINS, STAT_FEATURES, STATION, coerce_numeric, histogram_edges
 
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_COLUMNS: tuple[str, ...] = ("p05", "p25", "p50", "p75", "p95")
@@ -38,19 +31,16 @@ STAT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def feature_values(frame: pd.DataFrame, feature: str) -> np.ndarray:
-    """``feature`` as float64 (wind direction mapped to degrees, unparseable values NaN)."""
-    if feature == WIND_DIRECTION:
-        return frame[WIND_DIRECTION].map(COMPASS_DEGREES).to_numpy(dtype=float)
-    return frame[feature].to_numpy(dtype=float)
-
-
 def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES) -> pd.DataFrame:
-    """Sketch every (station, feature) of one day's observations (see the module docstring)."""
+    """Sketch every (station, feature) of one day's observations (see the module docstring).
+
+    ``features`` the frame does not have (not measured by the network) are skipped.
+    """
     frame = coerce_numeric(frame)
+    features = [f for f in features if f in frame.columns]
     codes, stations = pd.factorize(frame[STATION].astype(str), sort=True)
     n_stations = len(stations)
-    if n_stations == 0:
+    if n_stations == 0 or not features:
         return pd.DataFrame(columns=list(STAT_COLUMNS))
     order = np.argsort(codes, kind="stable")
     codes_sorted = codes[order]
@@ -61,7 +51,7 @@ def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES
 
     blocks = []
     for feature in features:
-        values = feature_values(frame, feature)[order]
+        values = frame[feature].to_numpy(dtype=float)[order]
         grid = np.full((n_stations, width), np.nan)
         grid[codes_sorted, position] = values
         present = ~np.isnan(grid)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aqi_assets.core.aqi import pm25_category_index
+from aqi_assets.core.aqi import category_index
 
 WITHIN_TOLERANCE = 0.20
 METRIC_NAMES: tuple[str, ...] = ("rmse", "mae", "within_20", "aqi_category_accuracy")
@@ -48,31 +48,32 @@ def within_20(observed, predicted) -> float:
     return within_tolerance(observed, predicted, WITHIN_TOLERANCE)
 
 
-def aqi_category_accuracy(observed, predicted) -> float:
-    """Share of forecasts in the same US EPA 2024 PM2.5 AQI category as the observation."""
+def aqi_category_accuracy(observed, predicted, pollutant: str = "pm25") -> float:
+    """Share of forecasts in the same US EPA 2024 AQI category of ``pollutant`` as the observation."""
     y, p = _pairs(observed, predicted)
     if not y.size:
         return float("nan")
-    return float(np.mean(pm25_category_index(y) == pm25_category_index(p)))
+    return float(np.mean(category_index(y, pollutant) == category_index(p, pollutant)))
 
 
-def forecast_metrics(observed, predicted) -> dict[str, float]:
-    """``n``, ``rmse``, ``mae``, ``within_20``, ``aqi_category_accuracy`` over the valid pairs."""
+def forecast_metrics(observed, predicted, pollutant: str = "pm25") -> dict[str, float]:
+    """``n``, ``rmse``, ``mae``, ``within_20``, ``aqi_category_accuracy`` (of ``pollutant``) over the valid pairs."""
     y, p = _pairs(observed, predicted)
     return {
         "n": int(y.size),
         "rmse": rmse(y, p),
         "mae": mae(y, p),
         "within_20": within_20(y, p),
-        "aqi_category_accuracy": aqi_category_accuracy(y, p),
+        "aqi_category_accuracy": aqi_category_accuracy(y, p, pollutant),
     }
 
 
-def scored_metrics(observed, predicted, persistence) -> dict[str, float]:
+def scored_metrics(observed, predicted, persistence, pollutant: str = "pm25") -> dict[str, float]:
     """The model's and the persistence forecast's metrics on the rows where all three exist.
 
-    Keys: ``n, rmse, mae, within_20, aqi_category_accuracy`` and the same four prefixed with
-    ``persistence_``, plus ``rmse_skill`` = 1 - rmse / persistence_rmse.
+    Keys: ``n, rmse, mae, within_20, aqi_category_accuracy`` (categories of ``pollutant``, the
+    forecast target) and the same four prefixed with ``persistence_``, plus ``rmse_skill`` =
+    1 - rmse / persistence_rmse.
     """
     y = np.asarray(observed, dtype=float).ravel()
     p = np.asarray(predicted, dtype=float).ravel()
@@ -80,8 +81,8 @@ def scored_metrics(observed, predicted, persistence) -> dict[str, float]:
     if not (y.shape == p.shape == q.shape):
         raise ValueError("observed, predicted and persistence must have the same length")
     ok = ~(np.isnan(y) | np.isnan(p) | np.isnan(q))
-    out = forecast_metrics(y[ok], p[ok])
-    base = forecast_metrics(y[ok], q[ok])
+    out = forecast_metrics(y[ok], p[ok], pollutant)
+    base = forecast_metrics(y[ok], q[ok], pollutant)
     for name in METRIC_NAMES:
         out[f"persistence_{name}"] = base[name]
     skill = 1.0 - out["rmse"] / out["persistence_rmse"] if out["persistence_rmse"] else float("nan")

@@ -1,20 +1,23 @@
 """The canonical observation schema: column names, units, dtypes, physical ranges, stat bin edges.
 
-Every source yields a long frame with one row per (station, hour):
+Every source yields a long frame with one row per (station, hour): ``timestamp`` and ``station``,
+then the measurements its network has (``network.Network``), in canonical units:
 
 | column | dtype | unit | note |
 |---|---|---|---|
 | timestamp | datetime64[ns] | local station time, naive | top of the hour |
 | station | object (str) | | station identifier |
-| pm25, pm10, so2, no2, co, o3 | float64 | µg/m³ | pollutant concentrations |
+| pm25, pm10, so2, no2, co, o3 | float64 | µg/m³ | pollutant concentrations (at least one) |
 | temperature, dew_point | float64 | °C | |
 | pressure | float64 | hPa | |
+| humidity | float64 | % | relative humidity |
 | rain | float64 | mm per hour | |
 | wind_speed | float64 | m/s | |
-| wind_direction | object (str) | 16-point compass | where the wind blows from (N, NNE, ... NNW) |
+| wind_direction | float64 | ° | where the wind blows from, clockwise from north (0–360) |
 
-A daily partition is one calendar day of that local time. Missing readings are NaN (None for
-``wind_direction``); rows are never dropped for being incomplete.
+A daily partition is one calendar day of that local time. Missing readings are NaN; rows are
+never dropped for being incomplete. A measurement the network does not have is an absent column,
+not a column of NaN. Unknown extra columns follow the measurements, as received.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ import numpy as np
 TIMESTAMP = "timestamp"
 STATION = "station"
 POLLUTANTS: tuple[str, ...] = ("pm25", "pm10", "so2", "no2", "co", "o3")
-WEATHER: tuple[str, ...] = ("temperature", "pressure", "dew_point", "rain", "wind_speed")
 WIND_DIRECTION = "wind_direction"
-NUMERIC_COLUMNS: tuple[str, ...] = POLLUTANTS + WEATHER
-OBSERVATION_COLUMNS: tuple[str, ...] = (TIMESTAMP, STATION, *NUMERIC_COLUMNS, WIND_DIRECTION)
+#: Measurements that are not pollutants: weather, in the order stored.
+COVARIATES: tuple[str, ...] = (
+    "temperature", "pressure", "dew_point", "humidity", "rain", "wind_speed", WIND_DIRECTION,
+)  # fmt: skip
+#: Every measurement a network may have, in canonical order.
+MEASUREMENTS: tuple[str, ...] = POLLUTANTS + COVARIATES
+NUMERIC_COLUMNS: tuple[str, ...] = MEASUREMENTS
+#: Every canonical column (a network's stored day holds a subset: timestamp, station, its measurements).
+OBSERVATION_COLUMNS: tuple[str, ...] = (TIMESTAMP, STATION, *MEASUREMENTS)
 DEFAULT_TARGET = "pm25"
 
 #: 16-point compass, clockwise from north; index × 22.5 = direction in degrees.
@@ -45,8 +54,9 @@ UNITS: dict[str, str] = {
     "dew_point": "°C",
     "pressure": "hPa",
     "rain": "mm/h",
+    "humidity": "%",
     "wind_speed": "m/s",
-    WIND_DIRECTION: "compass point",
+    WIND_DIRECTION: "°",
 }
 
 
@@ -73,10 +83,11 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     "rain": PhysicalRange(0.0, 300.0),
     "wind_speed": PhysicalRange(0.0, 75.0),
     "humidity": PhysicalRange(0.0, 100.0),
+    WIND_DIRECTION: PhysicalRange(0.0, 360.0),
 }
 
-#: Features summarised per day in ``feature_stats`` (wind direction as degrees).
-STAT_FEATURES: tuple[str, ...] = NUMERIC_COLUMNS + (WIND_DIRECTION,)
+#: Features summarised per day in ``feature_stats`` (those a network measures).
+STAT_FEATURES: tuple[str, ...] = MEASUREMENTS
 #: Features whose values are angles: mean/std rules do not apply, histogram tests do.
 CIRCULAR_FEATURES: frozenset[str] = frozenset({WIND_DIRECTION})
 
@@ -94,6 +105,7 @@ _INNER_EDGES: dict[str, list[float]] = {
     "pressure": [985, 990, 994, 997, 1000, 1003, 1005, 1007, 1009, 1011, 1013, 1015, 1017, 1019, 1021, 1023, 1025, 1027, 1029, 1031, 1034, 1037, 1041, 1046],
     "dew_point": [-30, -26, -23, -20, -17, -14, -12, -10, -8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 21, 24],
     "rain": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 1.8, 2.2, 2.6, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0, 14.0, 20.0, 30.0],
+    "humidity": [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 74, 78, 82, 85, 88, 91, 94, 96, 98, 99.5],
     "wind_speed": [0.3, 0.6, 0.9, 1.1, 1.3, 1.5, 1.7, 1.9, 2.1, 2.3, 2.5, 2.8, 3.1, 3.4, 3.7, 4.0, 4.4, 4.8, 5.3, 5.9, 6.6, 7.5, 9.0, 12.0],
     # 16 compass sectors centred on the points, then padding edges above 360° that stay empty.
     WIND_DIRECTION: [11.25 + 22.5 * i for i in range(16)] + [400 + i for i in range(8)],
@@ -118,20 +130,33 @@ def _check_edges() -> None:
 _check_edges()
 
 
+def as_numbers(values, column: str):
+    """``values`` (a Series) as float64; unparseable text becomes NaN.
+
+    Wind directions may be degrees or 16-point compass names (``N``, ``NNE``, ...; any case),
+    which become degrees.
+    """
+    import pandas as pd
+
+    if column == WIND_DIRECTION and values.dtype == object:
+        names = values.astype("string").str.strip().str.upper()
+        compass = names.map(COMPASS_DEGREES)
+        return compass.fillna(pd.to_numeric(values, errors="coerce")).astype("float64")
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
 def parse_numeric_columns(frame, columns=NUMERIC_COLUMNS):
     """Turn text columns into float64 where every present value parses; otherwise keep the text.
 
     A column with any unparseable value stays as received (strings), so the schema check can
     name the cells and no value is silently replaced by NaN.
     """
-    import pandas as pd
-
     for column in columns:
         if column not in frame.columns or frame[column].dtype == "float64":
             continue
-        parsed = pd.to_numeric(frame[column], errors="coerce")
+        parsed = as_numbers(frame[column], column)
         if parsed.isna().sum() == frame[column].isna().sum():
-            frame[column] = parsed.astype("float64")
+            frame[column] = parsed
     return frame
 
 
@@ -140,10 +165,8 @@ def coerce_numeric(frame, columns=NUMERIC_COLUMNS):
 
     For consumers (statistics, training) of a day whose problems validation has already recorded.
     """
-    import pandas as pd
-
     out = frame.copy()
     for column in columns:
         if column in out.columns and out[column].dtype != "float64":
-            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+            out[column] = as_numbers(out[column], column)
     return out

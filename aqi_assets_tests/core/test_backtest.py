@@ -207,7 +207,8 @@ def test_cli_runs_a_tiny_replay_end_to_end(tmp_path, capsys):
     out = tmp_path / "bt"
     code = main(["backtest", "--source", "simulated:seed=3,stations=3,start=2024-01-01,end=2024-02-29",
                  "--start", "2024-02-01", "--end", "2024-02-20", "--window-days", "21", "--preset", "fast",
-                 "--hyper", "nthread=1", "--hyper", "n_estimators=20", "--policies", "never,fixed_7", "--out", str(out), "--quiet"])
+                 "--hyper", "nthread=1", "--hyper", "n_estimators=20", "--policies", "never,fixed_7", "--out", str(out), "--quiet",
+                 "--config", "defaults"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "| never |" in printed and "| fixed_7 |" in printed and f"json: {out / 'backtest.json'}" in printed
@@ -222,3 +223,58 @@ def test_cli_rejects_an_unknown_policy(capsys):
                  "--policies", "never,sometimes", "--quiet"])
     assert code == 2
     assert "unknown policy 'sometimes'" in capsys.readouterr().err
+
+
+NO2_NETWORK = "simulated:seed=3,stations=3,start=2024-01-01,end=2024-02-29,columns=no2+temperature+wind_speed"
+
+
+def test_cli_replays_another_target_and_prints_persistence_on_the_same_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AQI_LAKE_DIR", str(tmp_path / "empty-lake"))
+    out = tmp_path / "bt"
+    code = main(["backtest", "--source", NO2_NETWORK, "--target", "no2", "--start", "2024-02-01",
+                 "--end", "2024-02-10", "--window-days", "21", "--preset", "fast", "--hyper", "n_estimators=20",
+                 "--policies", "never,fixed_7", "--out", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "Settings: the built-in defaults (no retraining_config recorded in" in printed
+    assert "target no2, horizon 1 h, window 21 days, fast preset" in printed
+    assert "| persistence RMSE |" in printed.splitlines()[2]
+    record = json.loads((out / "backtest.json").read_text())
+    assert record["settings"]["target"] == "no2"
+    never = record["policies"]["never"]
+    assert 0 < never["rmse"] < never["persistence_rmse"]
+
+
+def test_cli_reads_the_instance_config_and_says_so(tmp_path, capsys, monkeypatch):
+    from aqi_assets.core.config_store import next_record, save_record
+    from aqi_assets.core.lake import Lake
+
+    lake = Lake(tmp_path / "lake")
+    save_record(lake, next_record(lake, {"training.target": "no2", "training.window_days": "21",
+                                         "training.validation_days": "3", "training.holdout_days": "3",
+                                         "training.preset": "fast"}))
+    monkeypatch.setenv("AQI_LAKE_DIR", str(lake.root))
+    code = main(["backtest", "--source", NO2_NETWORK, "--start", "2024-02-01", "--end", "2024-02-05",
+                 "--hyper", "n_estimators=20", "--policies", "never", "--out", str(tmp_path / "bt"), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert f"retraining_config v1 recorded in {lake.root}" in printed and "target no2" in printed
+    # the recorded target is not measured by another network: the error names the column
+    code = main(["backtest", "--source", "simulated:seed=3,stations=3,start=2024-01-01,end=2024-02-29,columns=pm25",
+                 "--start", "2024-02-01", "--end", "2024-02-05", "--policies", "never", "--quiet",
+                 "--out", str(tmp_path / "bt2")])
+    assert code == 2
+    assert "target 'no2' is not measured by this network (it measures pm25)" in capsys.readouterr().err
+
+
+def test_cli_names_an_empty_target_column(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AQI_LAKE_DIR", str(tmp_path / "empty-lake"))
+    frame = SimulatedSource.from_spec(NO2_NETWORK.split(":", 1)[1]).read_range(date(2024, 1, 1), date(2024, 2, 29))
+    frame["o3"] = np.nan
+    frame.to_csv(tmp_path / "obs.csv", index=False, date_format="%Y-%m-%d %H:%M")
+    (tmp_path / "obs2.csv").write_text("timestamp,station,o3\n2024-01-01 00:00,S0001,\n")
+    code = main(["backtest", "--source", f"csv:{tmp_path}", "--target", "o3", "--start", "2024-02-01",
+                 "--end", "2024-02-05", "--window-days", "21", "--policies", "never", "--quiet",
+                 "--out", str(tmp_path / "bt")])
+    assert code == 2
+    assert "the target column 'o3' holds no value anywhere in this network's data" in capsys.readouterr().err

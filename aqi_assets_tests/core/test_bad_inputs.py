@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aqi_assets.core.network import Network
 from aqi_assets.core.sources import SourceError, source_from_spec
 from aqi_assets.core.validation import fit_for_training, validate_day
 from aqi_assets_tests.factories import STATIONS, canonical_rows, write_csv_long, write_prsa
@@ -38,16 +39,18 @@ def test_clean_day_passes_every_check(tmp_path):
     assert fit_for_training(outcomes)
 
 
-def test_missing_column_in_file_is_named(tmp_path):
+def test_missing_required_column_in_file_is_named(tmp_path):
     frame = canonical_rows(days=1)
-    write_csv_long(tmp_path, frame.drop(columns=["pm10"]))
-    with pytest.raises(SourceError, match=r"missing required column\(s\) pm10"):
+    write_csv_long(tmp_path, frame.drop(columns=["station"]))
+    with pytest.raises(SourceError, match=r"observations_2024-03-01.csv: missing required column\(s\) station"):
         source_from_spec(f"csv:{tmp_path}").read_day(date(2024, 3, 1))
 
 
-def test_missing_column_in_frame_fails_schema_check():
-    frame = canonical_rows(days=1).drop(columns=["o3"])
-    result = outcome(validate_day(frame, date(2024, 3, 1), list(STATIONS)), "schema_matches")
+def test_measured_column_missing_from_a_frame_fails_schema_check():
+    frame = canonical_rows(days=1)
+    network = Network.of_frame(frame)
+    result = outcome(validate_day(frame.drop(columns=["o3"]), date(2024, 3, 1), list(STATIONS), network=network),
+                     "schema_matches")
     assert not result.passed and result.blocking
     assert result.problems[0].column == "o3" and "missing" in result.problems[0].detail
 
@@ -111,7 +114,8 @@ def test_out_of_partition_and_off_hour_timestamps_are_named():
     details = {p.detail: p for p in result.problems}
     outside = details["timestamp outside the partition 2024-03-02"]
     assert outside.rows == ("2024-03-03 01:00",) and outside.station == frame.loc[0, "station"]
-    assert details["timestamp not on the hour"].rows == ("2024-03-02 07:30",)
+    off_hour = next(p for p in result.problems if p.detail.startswith("timestamp not on the hour"))
+    assert off_hour.rows == ("2024-03-02 07:30",) and "average readings taken more often" in off_hour.detail
 
 
 def test_unknown_and_missing_stations_are_named(tmp_path):
@@ -165,7 +169,9 @@ def test_all_nan_day_fails_missing_share(tmp_path):
     outcomes = validate_day(source.read_day(DAY), DAY, source.station_ids())
     result = outcome(outcomes, "missing_share_within_limit")
     assert not result.passed and result.figures["missing_share"] == 1.0
-    assert any("100% of readings missing" in p.detail for p in result.problems)
+    overall = next(p for p in result.problems if p.column is None)
+    assert "100% of the 864 readings of 12 measured column(s) missing" in overall.detail
+    assert overall.count == 864 and overall.unit == "reading" and "(864 readings)" in overall.describe()
     assert not fit_for_training(outcomes)
     # the neighbouring day is fine
     assert fit_for_training(validate_day(source.read_day(date(2024, 3, 1)), date(2024, 3, 1), source.station_ids()))

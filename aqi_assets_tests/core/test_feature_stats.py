@@ -18,7 +18,9 @@ def test_one_row_per_station_and_feature_with_exact_moments():
     frame = canonical_rows(start=DAY, days=1)
     frame.loc[frame.index[:5], "pm25"] = np.nan
     stats = compute_feature_stats(frame, DAY)
-    assert len(stats) == 3 * len(STAT_FEATURES)
+    measured = [f for f in STAT_FEATURES if f in frame.columns]
+    assert len(measured) == 12 and "humidity" not in measured  # a Beijing-shaped network
+    assert len(stats) == 3 * len(measured) and set(stats["feature"]) == set(measured)
     for station, group in frame.groupby("station"):
         row = stats[(stats["station"] == station) & (stats["feature"] == "pm25")].iloc[0]
         values = group["pm25"].dropna()
@@ -30,6 +32,13 @@ def test_one_row_per_station_and_feature_with_exact_moments():
         assert row[list(HIST_COLUMNS)].sum() == len(values)
         expected_hist, _ = np.histogram(values, bins=histogram_edges("pm25"))
         assert row[list(HIST_COLUMNS)].astype(int).tolist() == expected_hist.tolist()
+
+
+def test_only_the_measured_features_of_a_small_network_are_sketched():
+    frame = canonical_rows(start=DAY, days=1)[["timestamp", "station", "no2", "temperature", "wind_direction"]]
+    stats = compute_feature_stats(frame, DAY)
+    assert sorted(stats["feature"].unique()) == ["no2", "temperature", "wind_direction"]
+    assert len(stats) == 3 * 3 and (stats["missing"] == 0).all()
 
 
 def test_wind_direction_histogram_uses_compass_sectors():

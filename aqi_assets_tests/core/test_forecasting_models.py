@@ -188,3 +188,49 @@ def test_cosine_schedules_end_at_a_low_learning_rate(schedule, max_seconds, epoc
     with pytest.raises(ValueError, match="schedule"):
         train_loop(net, lambda: [], None, loss, max_epochs=1, patience=1, learning_rate=0.1, weight_decay=0.0,
                    max_seconds=1.0, progress=None, label="t", schedule="linear")
+
+
+SMALL_NETWORKS = {
+    # NO2 with temperature and wind only (the shape of a small city network)
+    "no2": ("seed=5,stations=5,start=2024-01-01,end=2024-03-01,columns=no2+temperature+wind_speed+wind_direction",
+            "no2"),
+    # PM2.5 and relative humidity only (a low-cost sensor network)
+    "pm25_humidity": ("seed=5,stations=5,start=2024-01-01,end=2024-03-01,columns=pm25+humidity", "pm25"),
+}
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+@pytest.mark.parametrize("network", sorted(SMALL_NETWORKS))
+def test_small_networks_train_on_what_they_measure_and_beat_persistence(kind, network):
+    spec_text, target = SMALL_NETWORKS[network]
+    source = SimulatedSource.from_spec(spec_text)
+    read = lambda span: source.read_range(*span)  # noqa: E731
+    train, valid, test = read(TRAIN), read(VALID), read(TEST)
+    model = make_forecaster(kind, ForecastSpec(target=target), preset="fast")
+    model.fit(train, valid, build_station_graph(source.stations(), k=2))
+    measured = set(source.network().measured)
+    if kind == "xgboost":
+        names = set(model.feature_names)
+        assert "temperature" not in names or "temperature" in measured
+        assert not any(n.startswith(("pressure", "dew", "rain", "pm10", "co")) for n in names)
+        assert ("upwind_mean" in names) == ("wind_direction" in measured)
+        assert ("humidity" in names) == ("humidity" in measured)
+    else:
+        channels = set(model.scaler.channel_names)
+        assert {c for c in channels if not c.startswith("target_")} <= measured | {"wind_u", "wind_v"}
+        assert target in channels and model.scaler.mask_names == [target]
+    metrics = evaluate(model, pd.concat([valid, test], ignore_index=True), *TEST)
+    assert metrics["n"] > 500
+    assert np.isfinite(metrics["rmse"]) and metrics["rmse"] < 1.1 * metrics["persistence_rmse"]
+
+
+def test_a_target_the_training_frame_does_not_have_is_named():
+    source = SimulatedSource.from_spec(SMALL_NETWORKS["pm25_humidity"][0])
+    frame = source.read_range(*TRAIN)
+    with pytest.raises(ValueError, match=r"has no column 'no2' \(the target\); it has pm25, humidity"):
+        make_forecaster("xgboost", ForecastSpec(target="no2"), preset="fast").fit(frame)
+    frame["pm25"] = np.nan
+    with pytest.raises(ValueError, match=r"the target column 'pm25' is empty"):
+        make_forecaster("lstm", ForecastSpec(target="pm25"), preset="fast").fit(frame)
+    with pytest.raises(ValueError, match="expected a pollutant"):
+        ForecastSpec(target="temperature")

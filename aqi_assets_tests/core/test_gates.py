@@ -22,7 +22,7 @@ def test_each_gate_fails_on_its_own_number():
     result = verdicts({"rmse": 26.0, "within_20": 0.65, "persistence_rmse": 25.0}, {"rmse": 20.0})
     assert not result["rmse_within_limit"].passed
     assert (result["rmse_within_limit"].threshold, result["rmse_within_limit"].value) == (25.0, 26.0)
-    assert "26 > limit 25" in result["rmse_within_limit"].message
+    assert "26 µg/m³ > limit 25 (gates.max_rmse)" in result["rmse_within_limit"].message
     assert not result["accuracy_within_limit"].passed and "0.65" in result["accuracy_within_limit"].message
     assert not result["beats_persistence"].passed
     champion = result["no_worse_than_champion"]

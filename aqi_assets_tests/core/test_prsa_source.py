@@ -47,4 +47,4 @@ def test_days_read_singly_match_and_pass_the_gates(beijing):
     row = first[(first["station"] == "Aotizhongxin") & (first["timestamp"] == pd.Timestamp("2013-03-01 01:00"))]
     # values as in the file: 2,2013,3,1,1,8,8,4,7,300,77,-1.1,1023.2,-18.2,0,"N",4.7
     assert row[["pm25", "pm10", "co", "temperature", "pressure"]].iloc[0].tolist() == [8.0, 8.0, 300.0, -1.1, 1023.2]
-    assert row["wind_direction"].iloc[0] == "N"
+    assert row["wind_direction"].iloc[0] == 0.0  # "N", as degrees

@@ -13,17 +13,16 @@ import pandas as pd
 import pytest
 
 from aqi_assets.core.feature_stats import compute_feature_stats
-from aqi_assets.core.schema import (
-    COMPASS_DEGREES,
-    COMPASS_POINTS,
-    NUMERIC_COLUMNS,
-    OBSERVATION_COLUMNS,
-    PHYSICAL_RANGES,
-    POLLUTANTS,
-)
+from aqi_assets.core.schema import COMPASS_DEGREES, PHYSICAL_RANGES, POLLUTANTS
 from aqi_assets.core.sources import source_from_spec
 from aqi_assets.core.sources.base import SourceError
-from aqi_assets.core.sources.simulated import DEFAULT_MAGNITUDES, SCENARIOS, DriftScenario, SimulatedSource
+from aqi_assets.core.sources.simulated import (
+    DEFAULT_COLUMNS,
+    DEFAULT_MAGNITUDES,
+    SCENARIOS,
+    DriftScenario,
+    SimulatedSource,
+)
 
 YEAR_START, YEAR_END = date(2024, 1, 1), date(2024, 12, 31)
 
@@ -49,7 +48,7 @@ def _positions_km(source: SimulatedSource) -> tuple[np.ndarray, np.ndarray]:
 
 def _city_wind(frame: pd.DataFrame) -> pd.DataFrame:
     """Hourly network-mean wind vector (u east, v north: where the air moves to) and speed."""
-    rad = np.radians(frame["wind_direction"].map(COMPASS_DEGREES).astype(float))
+    rad = np.radians(frame["wind_direction"].astype(float))
     vectors = pd.DataFrame({
         "timestamp": frame["timestamp"],
         "u": -frame["wind_speed"] * np.sin(rad),
@@ -66,11 +65,12 @@ def test_day_has_every_station_hour_in_canonical_schema():
     source = SimulatedSource()
     frame = source.read_day(date(2024, 2, 14))
 
-    assert list(frame.columns) == list(OBSERVATION_COLUMNS)
+    assert list(frame.columns) == ["timestamp", "station", *DEFAULT_COLUMNS]
+    assert "humidity" not in frame.columns  # the default network is Beijing's
     assert len(frame) == 12 * 24
     assert frame["timestamp"].dtype == "datetime64[ns]"
-    assert frame["station"].dtype == object and frame["wind_direction"].dtype == object
-    assert all(frame[c].dtype == "float64" for c in NUMERIC_COLUMNS)
+    assert frame["station"].dtype == object
+    assert all(frame[c].dtype == "float64" for c in DEFAULT_COLUMNS)
     ordered = frame.sort_values(["timestamp", "station"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(frame, ordered)
     assert frame.groupby("station").size().eq(24).all()
@@ -78,8 +78,22 @@ def test_day_has_every_station_hour_in_canonical_schema():
     assert (np.sort(frame["timestamp"].unique()) == expected_hours.to_numpy()).all()
     assert frame["timestamp"].dt.tz is None
     assert sorted(frame["station"].unique()) == [f"S{i:04d}" for i in range(1, 13)]
-    assert set(frame["wind_direction"].dropna()) <= set(COMPASS_POINTS)
+    assert set(frame["wind_direction"].dropna()) <= set(COMPASS_DEGREES.values())
     assert (frame["wind_direction"].isna() == frame["wind_speed"].isna()).all()
+
+
+def test_columns_key_gives_a_network_of_those_measurements_only():
+    source = SimulatedSource.from_spec("seed=3,stations=4,start=2024-01-01,end=2024-03-01,columns=pm25+humidity")
+    frame = source.read_day(date(2024, 2, 14))
+    assert list(frame.columns) == ["timestamp", "station", "pm25", "humidity"]
+    assert source.network().measured == ("pm25", "humidity")
+    assert "columns=pm25+humidity" in source.spec
+    humidity = frame["humidity"].dropna()
+    assert len(humidity) > 80 and humidity.between(0, 100).all() and humidity.std() > 1
+    with pytest.raises(SourceError, match="at least one pollutant"):
+        SimulatedSource.from_spec("columns=temperature")
+    with pytest.raises(SourceError, match="unknown measurement"):
+        SimulatedSource.from_spec("columns=pm25+ozone")
 
 
 def test_stations_have_ids_and_coordinates_on_a_city_sized_area():
@@ -93,7 +107,7 @@ def test_stations_have_ids_and_coordinates_on_a_city_sized_area():
 
 
 def test_values_stay_within_physical_ranges(year):
-    for column in NUMERIC_COLUMNS:
+    for column in DEFAULT_COLUMNS:
         values = year[column].dropna()
         bounds = PHYSICAL_RANGES[column]
         assert values.between(bounds.low, bounds.high).all(), column
@@ -277,7 +291,7 @@ def test_next_hour_pm25_is_forecastable_like_real_data(year):
 
 def test_missing_cells_stay_in_band_and_rows_are_never_dropped(year):
     assert len(year) == 366 * 24 * 12
-    share = year[list(NUMERIC_COLUMNS)].isna().to_numpy().mean()
+    share = year[list(DEFAULT_COLUMNS)].isna().to_numpy().mean()
     assert 0.01 <= share <= 0.03
     missing = _wide(year, "pm25").isna().to_numpy()
     longest = 0
@@ -428,7 +442,7 @@ def test_scenario_station_and_magnitude_are_optional_parts():
 @pytest.mark.parametrize(
     ("rest", "fragments"),
     [
-        ("seeds=3", ["'seeds'", "seed, stations, start, end, scenario"]),
+        ("seeds=3", ["'seeds'", "seed, stations, start, end, columns, scenario"]),
         ("seed", ["key=value"]),
         ("seed=abc", ["seed=", "integer"]),
         ("seed=-1", ["seed=", "integer >= 0"]),

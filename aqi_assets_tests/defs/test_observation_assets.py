@@ -38,7 +38,8 @@ def test_simulated_day_materializes_with_metadata_and_passing_checks(tmp_path):
         assert meta["fit_for_training"].value is True
         assert "data:image/png;base64," in meta["plot"].value
         checks = check_evaluations(result)
-        assert len(checks) == 6 and all(c.passed for c in checks.values())
+        assert len(checks) == 7 and all(c.passed for c in checks.values())
+        assert meta["not_measured"].value == "humidity" and meta["measured"].value.startswith("pm25, pm10")
         stats = Lake(tmp_path / "lake").read_frame("feature_stats", "2024-02-10")
         assert len(stats) == 6 * 12 and set(stats["date"]) == {pd.Timestamp("2024-02-10")}
 

@@ -167,6 +167,7 @@ class Forecaster(abc.ABC):
         frames = [train] + ([valid] if valid is not None and len(valid) else [])
         if len(train) == 0:
             raise ValueError(f"{self.kind}: the training frame is empty")
+        check_target(train, self.spec.target, f"{self.kind}: the training frame")
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else train
         panel = Panel.from_frame(frame)
         h = pd.Timedelta(hours=self.spec.horizon_hours)
@@ -183,6 +184,15 @@ class Forecaster(abc.ABC):
         """The target ``horizon_hours`` after each cell and the base (latest observed) value."""
         target = shift(panel[self.spec.target], -self.spec.horizon_hours)
         return target, base_value(panel, self.spec)
+
+
+def check_target(frame: pd.DataFrame, target: str, what: str) -> None:
+    """Raise ``ValueError`` naming the column when ``frame`` has no value of ``target``."""
+    if target not in frame.columns:
+        measured = [c for c in frame.columns if c not in (STATION, TIMESTAMP)]
+        raise ValueError(f"{what} has no column {target!r} (the target); it has {', '.join(map(str, measured))}")
+    if not pd.to_numeric(frame[target], errors="coerce").notna().any():
+        raise ValueError(f"{what}: the target column {target!r} is empty (no value in {len(frame):,} rows)")
 
 
 def empty_predictions() -> pd.DataFrame:

@@ -43,7 +43,7 @@ def evaluate(forecaster: Forecaster, frame: pd.DataFrame, start: date, end: date
     """
     scored = scored_predictions(forecaster, frame, start, end)
     return scored_metrics(scored["observed"].to_numpy(float), scored["prediction"].to_numpy(float),
-                          scored["persistence"].to_numpy(float))
+                          scored["persistence"].to_numpy(float), forecaster.spec.target)
 
 
 def persistence_metrics(frame: pd.DataFrame, target: str, horizon_hours: int, start: date, end: date
@@ -57,4 +57,4 @@ def persistence_metrics(frame: pd.DataFrame, target: str, horizon_hours: int, st
     target_time = pairs[TIMESTAMP] + pd.Timedelta(hours=horizon_hours)
     keep = (target_time >= pd.Timestamp(start)) & (target_time < pd.Timestamp(end + timedelta(days=1)))
     pairs = pairs[keep]
-    return forecast_metrics(pairs[f"{target}_later"].to_numpy(float), pairs[f"{target}_now"].to_numpy(float))
+    return forecast_metrics(pairs[f"{target}_later"].to_numpy(float), pairs[f"{target}_now"].to_numpy(float), target)

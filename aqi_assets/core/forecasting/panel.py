@@ -4,7 +4,11 @@ A canonical long frame becomes a ``Panel``: one contiguous hourly time axis from
 the last timestamp, the stations in a fixed order, and for each numeric column a ``(T, N)``
 float array with NaN where no reading exists (missing rows and missing cells alike). Wind
 direction becomes ``wind_from_deg`` (compass degrees) and the ``wind_u``/``wind_v`` components
-(m/s, positive towards east/north). ``present`` marks the (hour, station) rows the frame held.
+(m/s, positive towards east/north); relative humidity is derived from temperature and dew point
+when the network does not report it. ``present`` marks the (hour, station) rows the frame held.
+
+``available`` names the variables that have data: a measurement the network does not have (or
+that holds no value in the frame) is not available, and features built on it are left out.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.schema import COMPASS_DEGREES, NUMERIC_COLUMNS, STATION, TIMESTAMP, WIND_DIRECTION
+from aqi_assets.core.schema import NUMERIC_COLUMNS, STATION, TIMESTAMP, WIND_DIRECTION, as_numbers
+from aqi_assets.core.units import relative_humidity
 
 HOUR = pd.Timedelta(hours=1)
+#: Variables computed from the measurements (wind direction in degrees and as components).
+DERIVED: tuple[str, ...] = ("wind_from_deg", "wind_u", "wind_v")
 
 
 @dataclass
@@ -27,6 +34,7 @@ class Panel:
     stations: tuple[str, ...]
     values: dict[str, np.ndarray]
     present: np.ndarray
+    available: frozenset[str] = frozenset()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -34,6 +42,10 @@ class Panel:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
+
+    def has(self, *names: str) -> bool:
+        """Whether every one of ``names`` has data in this panel."""
+        return all(name in self.available for name in names)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, stations: list[str] | tuple[str, ...] | None = None) -> "Panel":
@@ -48,7 +60,7 @@ class Panel:
         if len(frame) == 0:
             times = pd.DatetimeIndex([], name=TIMESTAMP)
             n = len(stations)
-            empty = {c: np.empty((0, n)) for c in NUMERIC_COLUMNS + ("wind_from_deg", "wind_u", "wind_v")}
+            empty = {c: np.empty((0, n)) for c in NUMERIC_COLUMNS + DERIVED}
             return cls(times, stations, empty, np.zeros((0, n), dtype=bool))
         stamps = pd.to_datetime(frame[TIMESTAMP]).dt.floor("h")
         start, end = stamps.min(), stamps.max()
@@ -62,20 +74,28 @@ class Panel:
         present = np.zeros(shape, dtype=bool)
         present[row, col] = True
         values: dict[str, np.ndarray] = {}
+        available: set[str] = set()
         for column in NUMERIC_COLUMNS:
             grid = np.full(shape, np.nan)
             if column in frame.columns:
-                grid[row, col] = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)[keep]
+                grid[row, col] = as_numbers(frame[column], column).to_numpy(float)[keep]
+                if np.isfinite(grid).any():
+                    available.add(column)
             values[column] = grid
-        wind = np.full(shape, np.nan)
-        if WIND_DIRECTION in frame.columns:
-            wind[row, col] = frame[WIND_DIRECTION].map(COMPASS_DEGREES).to_numpy(float)[keep]
+        if "humidity" not in available and {"temperature", "dew_point"} <= available:
+            values["humidity"] = relative_humidity(values["temperature"], values["dew_point"])
+            available.add("humidity")
+        wind = values[WIND_DIRECTION]
         values["wind_from_deg"] = wind
         speed = values["wind_speed"]
         towards = np.radians(wind + 180.0)
         values["wind_u"] = speed * np.sin(towards)
         values["wind_v"] = speed * np.cos(towards)
-        return cls(times, stations, values, present)
+        if WIND_DIRECTION in available:
+            available.add("wind_from_deg")
+            if "wind_speed" in available:
+                available.update(("wind_u", "wind_v"))
+        return cls(times, stations, values, present, frozenset(available))
 
     def to_long(self, arrays: dict[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
         """A long frame (``station``, ``timestamp`` + one column per array) of the cells in ``mask``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from aqi_assets.core.schema import DEFAULT_TARGET, NUMERIC_COLUMNS
+from aqi_assets.core.schema import DEFAULT_TARGET, POLLUTANTS
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,8 @@ class ForecastSpec:
     horizon_hours: int = 1
 
     def __post_init__(self):
-        if self.target not in NUMERIC_COLUMNS:
-            raise ValueError(f"unknown target {self.target!r}; expected one of {list(NUMERIC_COLUMNS)}")
+        if self.target not in POLLUTANTS:
+            raise ValueError(f"unknown target {self.target!r}; expected a pollutant, one of {list(POLLUTANTS)}")
         if int(self.horizon_hours) != self.horizon_hours or self.horizon_hours < 1:
             raise ValueError(f"horizon_hours must be a positive integer, not {self.horizon_hours!r}")
 

@@ -11,7 +11,9 @@ Groups (each a set of ``(T, N)`` grids on the ``Panel``):
   points along the edge) and an advection term (wind speed × alignment × neighbour excess);
   the nearest neighbours' current values and last-hour changes, nearest first.
 
-Without a graph the network group keeps only the whole-network statistics.
+Without a graph the network group keeps only the whole-network statistics. Features built on a
+variable the panel does not have (``Panel.available``: the network does not measure it) are left
+out, so a model never learns from an all-missing column.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ from aqi_assets.core.station_graph import StationGraph
 
 TARGET_LAGS: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 12, 18, 24)
 ROLLING_HOURS: tuple[int, ...] = (3, 6, 12, 24, 72)
+#: Variables read as they are at the issue hour (when the panel has them).
+CURRENT_VALUES: tuple[str, ...] = ("pm25", "pm10", "so2", "no2", "co", "o3", "temperature", "pressure", "dew_point",
+                                   "humidity", "rain", "wind_speed", "wind_u", "wind_v")
+#: Variables whose change over the last hour is a feature.
+HOURLY_CHANGES: tuple[str, ...] = ("pm10", "co", "no2", "dew_point", "wind_speed", "temperature", "humidity")
+#: Variables whose change over the last three hours is a feature.
 OTHER_CHANGES: tuple[str, ...] = ("pm10", "co", "no2", "o3", "pressure", "temperature", "dew_point", "wind_speed")
 #: Hours of history the features read (the longest trailing window).
 LOOKBACK_HOURS = 72
 #: The current target value may be carried forward this many hours when the reading is missing.
 BASE_FILL_HOURS = 2
-
-
-def relative_humidity(temperature: np.ndarray, dew_point: np.ndarray) -> np.ndarray:
-    """Relative humidity in % from air and dew-point temperature (Magnus formula)."""
-    a, b = 17.625, 243.04
-    return 100.0 * np.exp(a * dew_point / (b + dew_point) - a * temperature / (b + temperature))
 
 
 def base_value(panel: Panel, spec: ForecastSpec) -> np.ndarray:
@@ -74,26 +76,27 @@ def tabular_features(
     f["y_log_base"] = np.log1p(np.clip(base, 0, None))
 
     # own pollutants and weather
-    for name in ("pm25", "pm10", "so2", "no2", "co", "o3", "temperature", "pressure", "dew_point",
-                 "rain", "wind_speed", "wind_u", "wind_v"):
-        if name != spec.target:
+    for name in CURRENT_VALUES:
+        if name != spec.target and panel.has(name):
             f[name] = panel[name]
-    f["dew_depression"] = panel["temperature"] - panel["dew_point"]
-    f["humidity"] = relative_humidity(panel["temperature"], panel["dew_point"])
-    if spec.target == "pm25":
+    if panel.has("temperature", "dew_point"):
+        f["dew_depression"] = panel["temperature"] - panel["dew_point"]
+    if spec.target in ("pm25", "pm10") and panel.has("pm25", "pm10"):
         with np.errstate(all="ignore"):
             f["pm25_pm10_ratio"] = panel["pm25"] / np.where(panel["pm10"] > 0, panel["pm10"], np.nan)
-    for name in ("pm10", "co", "no2", "dew_point", "wind_speed", "temperature", "humidity"):
-        grid = f.get(name, panel.values.get(name))
-        if name != spec.target:
-            f[f"{name}_diff1"] = grid - shift(grid, 1)
+    for name in HOURLY_CHANGES:
+        if name != spec.target and panel.has(name):
+            f[f"{name}_diff1"] = panel[name] - shift(panel[name], 1)
     for name in OTHER_CHANGES:
-        if name != spec.target:
+        if name != spec.target and panel.has(name):
             f[f"{name}_diff3"] = panel[name] - shift(panel[name], 3)
-    f["rain_sum6"] = rolling(panel["rain"], 6, "sum")
-    f["wind_u_mean6"] = rolling(panel["wind_u"], 6, "mean")
-    f["wind_v_mean6"] = rolling(panel["wind_v"], 6, "mean")
-    f["wind_speed_mean24"] = rolling(panel["wind_speed"], 24, "mean")
+    if panel.has("rain"):
+        f["rain_sum6"] = rolling(panel["rain"], 6, "sum")
+    if panel.has("wind_u", "wind_v"):
+        f["wind_u_mean6"] = rolling(panel["wind_u"], 6, "mean")
+        f["wind_v_mean6"] = rolling(panel["wind_v"], 6, "mean")
+    if panel.has("wind_speed"):
+        f["wind_speed_mean24"] = rolling(panel["wind_speed"], 24, "mean")
 
     # calendar of the target hour
     n = len(panel.stations)
@@ -138,19 +141,30 @@ def network_features(
     f["nb_diff1"] = _edge_mean(diff[:, src], w, dst, n)
     diff3 = base - shift(base, 3)
     f["nb_diff3"] = _edge_mean(diff3[:, src], w, dst, n)
-    dew_change = panel["dew_point"] - shift(panel["dew_point"], 3)
-    f["nb_dew_diff3"] = _edge_mean(dew_change[:, src], w, dst, n)
+    if panel.has("dew_point"):
+        dew_change = panel["dew_point"] - shift(panel["dew_point"], 3)
+        f["nb_dew_diff3"] = _edge_mean(dew_change[:, src], w, dst, n)
     f["nb_excess"] = f["nb_mean"] - base
+    f.update(_nearest(graph, base, diff, n, n_nearest))
+    if not panel.has("wind_from_deg"):
+        return f
     align = graph.wind_alignment(panel["wind_from_deg"])  # (T, E)
     upwind = w[None, :] * np.clip(align, 0.0, None)
     f["upwind_mean"] = _edge_mean(base[:, src], upwind, dst, n)
     f["upwind_diff1"] = _edge_mean(diff[:, src], upwind, dst, n)
     f["upwind_diff3"] = _edge_mean(diff3[:, src], upwind, dst, n)
-    speed = np.nan_to_num(panel["wind_speed"][:, src])
-    excess = base[:, src] - base[:, dst]
-    f["advection"] = _edge_mean(excess * speed, upwind, dst, n, normalise_by=w)
+    if panel.has("wind_speed"):
+        speed = np.nan_to_num(panel["wind_speed"][:, src])
+        excess = base[:, src] - base[:, dst]
+        f["advection"] = _edge_mean(excess * speed, upwind, dst, n, normalise_by=w)
     f["upwind_weight"] = _edge_sum(upwind, dst, n)
-    # nearest neighbours, nearest first
+    return f
+
+
+def _nearest(graph: StationGraph, base: np.ndarray, diff: np.ndarray, n: int, n_nearest: int) -> dict[str, np.ndarray]:
+    """The nearest neighbours' current values and last-hour changes, nearest first."""
+    f: dict[str, np.ndarray] = {}
+    src, dst = graph.source, graph.target
     dist = np.nan_to_num(graph.distance_km, nan=np.inf)
     for rank in range(n_nearest):
         idx = np.full(n, -1)

@@ -158,9 +158,11 @@ class XGBoostForecaster(Forecaster):
 
 
 def _matrix(features: dict[str, np.ndarray], names: list[str], mask: np.ndarray) -> np.ndarray:
-    out = np.empty((int(mask.sum()), len(names)), dtype=np.float32)
+    """Rows ``mask`` of the features ``names``; a feature the panel cannot build now is NaN."""
+    out = np.full((int(mask.sum()), len(names)), np.nan, dtype=np.float32)
     for j, name in enumerate(names):
-        out[:, j] = features[name][mask]
+        if name in features:
+            out[:, j] = features[name][mask]
     return out
 
 

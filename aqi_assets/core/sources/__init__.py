@@ -33,10 +33,11 @@ def source_from_spec(spec: str | None = None) -> ObservationSource:
         return prsa_source(rest)
     if kind == "csv":
         from aqi_assets.core.sources.csv_long import CsvLongSource
+        from aqi_assets.core.sources.file_source import cached_source
 
         if not rest:
             raise SourceError("AQI_SOURCE=csv:<dir> needs a directory of long-format CSV files")
-        return CsvLongSource(rest)
+        return cached_source(CsvLongSource, rest)
     raise SourceError(
         f"unknown AQI_SOURCE {spec!r}: expected 'simulated[:k=v,...]', 'prsa:<dir>' or 'csv:<dir>'"
     )

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from aqi_assets.core.network import Network
 from aqi_assets.core.schema import OBSERVATION_COLUMNS, STATION, TIMESTAMP
 
 
@@ -31,6 +32,10 @@ class ObservationSource(abc.ABC):
         """One row per expected station: ``station``, ``latitude``, ``longitude`` (NaN if unknown)."""
 
     @abc.abstractmethod
+    def network(self) -> Network:
+        """What the network measures (its columns, extra columns and unit conversions)."""
+
+    @abc.abstractmethod
     def first_day(self) -> date:
         """The first day the source has data for (the start of the daily partitions)."""
 
@@ -47,7 +52,7 @@ class ObservationSource(abc.ABC):
         frames = [self.read_day(d) for d in days_between(start, end)]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return empty_observations()
+            return empty_observations(self.network().columns)
         return pd.concat(frames, ignore_index=True)
 
     def station_ids(self) -> list[str]:
@@ -59,10 +64,12 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def empty_observations() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in OBSERVATION_COLUMNS})
+def empty_observations(columns: tuple[str, ...] = OBSERVATION_COLUMNS) -> pd.DataFrame:
+    """A frame with no rows and ``columns`` (timestamp as datetime64, measurements as float64)."""
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     frame[TIMESTAMP] = pd.Series(dtype="datetime64[ns]")
-    return frame
+    frame[STATION] = pd.Series(dtype=object)
+    return frame[list(columns)]
 
 
 def day_slice(frame: pd.DataFrame, day: date) -> pd.DataFrame:

@@ -3,18 +3,25 @@
 A defect spoils only the days it touches: a bad line spoils its own day; a truncated file spoils
 the day its readable part ends in and every later day. Reading a spoiled day raises
 ``SourceError`` naming the file and the defect; every other day reads normally.
+
+The network is what the files hold together: a measurement present in any file is measured (rows
+of a file without it are missing there), one present in none is not measured.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.schema import OBSERVATION_COLUMNS, STATION, TIMESTAMP, parse_numeric_columns
+from aqi_assets.core.network import Network
+from aqi_assets.core.schema import MEASUREMENTS, POLLUTANTS, STATION, TIMESTAMP, as_numbers, parse_numeric_columns
 from aqi_assets.core.sources.base import ObservationSource, SourceError, day_slice, empty_observations
 from aqi_assets.core.sources.files import TextTable
+from aqi_assets.core.units import Conversion
 
 
 class FileTableSource(ObservationSource):
@@ -25,8 +32,17 @@ class FileTableSource(ObservationSource):
         self._loaded = False
 
     def _load_tables(self) -> tuple[list[tuple[TextTable, pd.DataFrame]], pd.DataFrame]:
-        """Parse every file: ``[(text table, canonical frame)]`` and the station list."""
+        """Parse every file: ``[(text table, canonical frame)]`` and the station list.
+
+        A canonical frame has ``timestamp`` (datetime64), ``station`` (str), the measurement
+        columns the file has (canonical names and units; text that does not parse kept as text)
+        and the file's extra columns as received.
+        """
         raise NotImplementedError
+
+    def _conversions(self) -> tuple[str, ...]:
+        """Descriptions of the unit conversions the files needed (none by default)."""
+        return ()
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -39,16 +55,43 @@ class FileTableSource(ObservationSource):
         for table, frame in tables:
             self._pin_defects(table, frame)
             frames.append(frame.dropna(subset=[TIMESTAMP]))
+        self._network = self._infer_network(tables)
         frames = [f for f in frames if len(f)]
         if frames:
             data = pd.concat(frames, ignore_index=True)
             data = data.sort_values([TIMESTAMP, STATION], kind="stable").reset_index(drop=True)
             data = parse_numeric_columns(data)
         else:
-            data = empty_observations()
-        extra = [c for c in data.columns if c not in OBSERVATION_COLUMNS]
-        self._data = data[list(OBSERVATION_COLUMNS) + extra]
+            data = empty_observations(self._network.columns)
+        self._data = data[list(self._network.columns)]
         self._loaded = True
+
+    def _infer_network(self, tables: list[tuple[TextTable, pd.DataFrame]]) -> Network:
+        """Measured: a measurement some file has with at least one value. A column that is empty in
+        every file that has it is not measured (and named); no pollutant with a value is an error."""
+        present: dict[str, list[str]] = {}
+        for table, frame in tables:
+            for column in frame.columns:
+                if column in MEASUREMENTS:
+                    present.setdefault(column, []).append(table.path)
+        filled = {c for c in present if any(f[c].notna().any() for _, f in tables if c in f.columns)}
+        empty = tuple(c for c in MEASUREMENTS if c in present and c not in filled)
+        if not any(c in filled for c in POLLUTANTS):
+            if any(c in POLLUTANTS for c in empty):
+                where = {Path(p).name for c in empty if c in POLLUTANTS for p in present[c]}
+                raise SourceError(
+                    f"{self.spec}: the pollutant column(s) {', '.join(c for c in empty if c in POLLUTANTS)} "
+                    f"hold no value in any file ({', '.join(sorted(where))}); the network needs at least one "
+                    "pollutant with readings"
+                )
+            headers = sorted({str(c) for _, f in tables for c in f.columns})
+            raise SourceError(
+                f"{self.spec}: no pollutant column ({', '.join(POLLUTANTS)}) in any file; columns found: "
+                f"{', '.join(headers)}"
+            )
+        extra = tuple(dict.fromkeys(c for _, f in tables for c in f.columns
+                                    if c not in MEASUREMENTS and c not in (TIMESTAMP, STATION)))
+        return Network(tuple(c for c in MEASUREMENTS if c in filled), extra, self._conversions(), empty)
 
     def _pin_defects(self, table: TextTable, frame: pd.DataFrame) -> None:
         stamps = frame[TIMESTAMP]
@@ -76,6 +119,10 @@ class FileTableSource(ObservationSource):
     def stations(self) -> pd.DataFrame:
         self._ensure_loaded()
         return self._stations.copy()
+
+    def network(self) -> Network:
+        self._ensure_loaded()
+        return self._network
 
     def first_day(self) -> date:
         self._ensure_loaded()
@@ -115,6 +162,31 @@ class FileTableSource(ObservationSource):
         lo = ts.searchsorted(pd.Timestamp(start).to_datetime64(), side="left")
         hi = ts.searchsorted(pd.Timestamp(end + timedelta(days=1)).to_datetime64(), side="left")
         return parse_numeric_columns(self._data.iloc[lo:hi].reset_index(drop=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(cls: type, directory: str, _stamp: tuple) -> "FileTableSource":
+    return cls(directory)
+
+
+def cached_source(cls: type, directory: str | Path) -> "FileTableSource":
+    """``cls(directory)``, parsed once per process and re-read when any file's size or mtime changes."""
+    path = Path(directory).expanduser().resolve()
+    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir())) \
+        if path.is_dir() else ()
+    return _cached(cls, str(path), stamp)
+
+
+def canonical_values(values: pd.Series, how: Conversion) -> pd.Series:
+    """``values`` (text) in ``how``'s canonical unit; text that is not a number stays as received."""
+    if how.identity:
+        return values
+    numbers = as_numbers(values, how.column)
+    converted = pd.Series(how.apply(numbers.to_numpy()), index=values.index)
+    bad = numbers.isna() & values.notna()
+    if not bad.any():
+        return converted.astype("float64")
+    return converted.astype(object).where(~bad, values)
 
 
 def _days(start: date, end: date):

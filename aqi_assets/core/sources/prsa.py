@@ -16,7 +16,7 @@ import pandas as pd
 
 from aqi_assets.core.schema import STATION, TIMESTAMP
 from aqi_assets.core.sources.base import SourceError
-from aqi_assets.core.sources.file_source import FileTableSource, read_station_coordinates
+from aqi_assets.core.sources.file_source import FileTableSource, cached_source, read_station_coordinates
 from aqi_assets.core.sources.files import read_file_bytes, read_text_table
 
 PRSA_COLUMNS: dict[str, str] = {
@@ -114,14 +114,6 @@ class PrsaSource(FileTableSource):
         return self._peek_bounds[1]
 
 
-@functools.lru_cache(maxsize=4)
-def load_prsa(directory: str, _stamp: tuple = ()) -> PrsaSource:
-    """A cached ``PrsaSource`` (re-read when any file's size or mtime changes)."""
-    return PrsaSource(directory)
-
-
 def prsa_source(directory: str) -> PrsaSource:
-    path = Path(directory).expanduser().resolve()
-    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir())) \
-        if path.is_dir() else ()
-    return load_prsa(str(path), stamp)
+    """The (cached) source of a directory of PRSA files."""
+    return cached_source(PrsaSource, directory)

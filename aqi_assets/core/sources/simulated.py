@@ -22,8 +22,11 @@ The generator mimics the structure of a heavily polluted northern city (Beijing 
   consecutive days join smoothly at midnight.
 
 Spec keys (after ``simulated:``, all optional): ``seed`` (int, 42), ``stations`` (int, 12),
-``start`` (ISO date, 2024-01-01), ``end`` (ISO date; default yesterday in UTC) and ``scenario``
-(``name@YYYY-MM-DD[@station][@magnitude]``, several joined by ``+``). Scenarios, with their
+``start`` (ISO date, 2024-01-01), ``end`` (ISO date; default yesterday in UTC), ``columns``
+(the measurements the network has, joined by ``+``, e.g. ``pm25+humidity``, or ``all``; default
+the 13 of the Beijing network: every measurement but ``humidity``) and ``scenario``
+(``name@YYYY-MM-DD[@station][@magnitude]``, several joined by ``+``). Relative humidity follows
+from temperature and dew point; wind direction is reported in degrees. Scenarios, with their
 magnitude and its default:
 
 - ``sensor_recalibration`` (gain, 1.5): from the start day one station's pollutant readings become
@@ -49,8 +52,10 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.schema import COMPASS_POINTS, OBSERVATION_COLUMNS, POLLUTANTS, STATION, TIMESTAMP, WEATHER
+from aqi_assets.core.network import Network
+from aqi_assets.core.schema import MEASUREMENTS, POLLUTANTS, STATION, TIMESTAMP
 from aqi_assets.core.sources.base import ObservationSource, SourceError
+from aqi_assets.core.units import relative_humidity
 
 SCENARIOS: tuple[str, ...] = ("sensor_recalibration", "emissions_trend", "weather_regime", "smoke_episode")
 DEFAULT_MAGNITUDES: dict[str, float] = {
@@ -65,7 +70,9 @@ MAGNITUDE_MEANINGS: dict[str, str] = {
     "weather_regime": "a factor on temperature and wind deviations > 0",
     "smoke_episode": "a peak PM2.5 increase in µg/m³ >= 0",
 }
-SPEC_KEYS: tuple[str, ...] = ("seed", "stations", "start", "end", "scenario")
+SPEC_KEYS: tuple[str, ...] = ("seed", "stations", "start", "end", "columns", "scenario")
+#: The measurements of the default simulated network (Beijing's: everything but humidity).
+DEFAULT_COLUMNS: tuple[str, ...] = tuple(c for c in MEASUREMENTS if c != "humidity")
 MAX_STATIONS = 5000
 
 _EPOCH_ORDINAL = date(2000, 1, 1).toordinal()  # hours are counted from 2000-01-01 00:00
@@ -180,6 +187,7 @@ class SimulatedSource(ObservationSource):
         start: date = date(2024, 1, 1),
         end: date | None = None,
         scenarios: Sequence[DriftScenario] = (),
+        columns: Sequence[str] = DEFAULT_COLUMNS,
     ):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise SourceError(f"simulated source: seed must be an integer >= 0, got {seed!r}")
@@ -195,6 +203,10 @@ class SimulatedSource(ObservationSource):
         self.start = start
         self.end = end
         self.scenarios: tuple[DriftScenario, ...] = tuple(scenarios)
+        try:
+            self._network = Network(tuple(columns))
+        except ValueError as exc:
+            raise SourceError(f"simulated source: columns: {exc}") from exc
 
         width = max(4, len(str(self.n_stations)))
         self._station_ids = np.array([f"S{i + 1:0{width}d}" for i in range(self.n_stations)], dtype=object)
@@ -208,6 +220,8 @@ class SimulatedSource(ObservationSource):
         parts = [f"seed={self.seed}", f"stations={self.n_stations}", f"start={self.start.isoformat()}"]
         if self.end is not None:
             parts.append(f"end={self.end.isoformat()}")
+        if self._network.measured != DEFAULT_COLUMNS:
+            parts.append("columns=" + "+".join(self._network.measured))
         if self.scenarios:
             parts.append("scenario=" + "+".join(s.spec_token() for s in self.scenarios))
         self.spec = "simulated:" + ",".join(parts)
@@ -257,6 +271,8 @@ class SimulatedSource(ObservationSource):
             kwargs["end"] = _parse_date("end", values["end"])
         if "scenario" in values:
             kwargs["scenarios"] = parse_scenarios(values["scenario"])
+        if "columns" in values:
+            kwargs["columns"] = _parse_columns(values["columns"])
         return cls(**kwargs)
 
     # ------------------------------------------------------------------ interface
@@ -267,6 +283,9 @@ class SimulatedSource(ObservationSource):
             "latitude": self._layout.latitude.copy(),
             "longitude": self._layout.longitude.copy(),
         })
+
+    def network(self) -> Network:
+        return self._network
 
     @property
     def is_live(self) -> bool:
@@ -365,17 +384,18 @@ class SimulatedSource(ObservationSource):
         pollutant_outage, weather_outage = outages
         for k, (name, share) in enumerate(_CELL_MISSING.items()):
             readings[name][(cells[k] < share) | (pollutant_outage if name in POLLUTANTS else weather_outage)] = np.nan
-        direction = np.asarray(COMPASS_POINTS, dtype=object)[direction_code]
-        direction[np.isnan(readings["wind_speed"])] = None
+        direction = direction_code * 22.5
+        direction[np.isnan(readings["wind_speed"])] = np.nan
+        readings["wind_direction"] = direction
+        readings["humidity"] = np.round(relative_humidity(readings["temperature"], readings["dew_point"]), 1)
 
         stamps = np.datetime64(day.isoformat(), "ns") + np.arange(24) * np.timedelta64(1, "h")
         frame = pd.DataFrame({
             TIMESTAMP: stamps.repeat(n),
             STATION: np.tile(self._station_ids, 24),
-            **{name: readings[name].reshape(-1) for name in POLLUTANTS + WEATHER},
-            "wind_direction": direction.reshape(-1),
+            **{name: readings[name].reshape(-1) for name in self._network.measured},
         })
-        return frame[list(OBSERVATION_COLUMNS)]
+        return frame
 
     # -------------------------------------------------------------- regional state
 
@@ -772,6 +792,19 @@ def _magnitude_ok(name: str, value) -> bool:
 def _format_number(value: float) -> str:
     text = repr(value)
     return text[:-2] if text.endswith(".0") else text
+
+
+def _parse_columns(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return MEASUREMENTS
+    names = tuple(part.strip() for part in text.split("+") if part.strip())
+    unknown = [n for n in names if n not in MEASUREMENTS]
+    if unknown or not names:
+        raise SourceError(
+            f"simulated source: columns {text!r}: unknown measurement(s) {unknown}; choose from "
+            f"{', '.join(MEASUREMENTS)} joined by '+', or 'all'"
+        )
+    return names
 
 
 def _parse_int(key: str, text: str, low: int, high: int | None) -> int:

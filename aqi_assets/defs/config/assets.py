@@ -6,8 +6,9 @@ from pydantic import Field
 
 from aqi_assets.core.config import ConfigError
 from aqi_assets.core.config_store import next_record, save_record
+from aqi_assets.core.sources import SourceError
 from aqi_assets.defs.metadata import markdown_table
-from aqi_assets.defs.resources import LakeResource
+from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 
 
 class RetrainingConfigChange(dg.Config):
@@ -25,10 +26,16 @@ class RetrainingConfigChange(dg.Config):
     kinds={"json"},
     description="Thresholds and schedules in force (one version per materialization; invalid changes are rejected).",
 )
-def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfigChange, lake: LakeResource) -> dg.MaterializeResult[dict]:
+def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfigChange, lake: LakeResource,
+                      source: ObservationSourceResource) -> dg.MaterializeResult[dict]:
     store = lake.get()
+    network = None
     try:
-        record = next_record(store, config.set, reset=config.reset)
+        network = source.get().network()
+    except SourceError as exc:
+        context.log.warning(f"the source cannot be read, so training.target is not checked against it: {exc}")
+    try:
+        record = next_record(store, config.set, reset=config.reset, network=network)
     except ConfigError as exc:
         raise dg.Failure(
             description=f"rejected configuration change: {exc}. The previous configuration stays in force.",
@@ -40,6 +47,8 @@ def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfi
         [{"setting": k, "from": str(v["from"]), "to": str(v["to"])} for k, v in record["changes"].items()]
     )
     context.log.info(f"retraining_config v{record['version']}: {len(changes)} setting(s) changed")
+    for note in record["notes"]:
+        context.log.warning(note)
     return dg.MaterializeResult(
         value=record,
         metadata={
@@ -47,5 +56,6 @@ def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfi
             "changed_settings": len(changes),
             "changes": markdown_table(changes) if len(changes) else dg.MetadataValue.md("no change (same values)"),
             "config": dg.MetadataValue.json(record["config"]),
+            **({"notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in record["notes"]))} if record["notes"] else {}),
         },
     )

@@ -6,9 +6,11 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from aqi_assets.core.config_store import current_config
 from aqi_assets.core.feature_stats import compute_feature_stats, pool_stats
+from aqi_assets.core.network import Network
 from aqi_assets.core.plots import day_profile_png
-from aqi_assets.core.schema import NUMERIC_COLUMNS, OBSERVATION_COLUMNS, STATION, UNITS, coerce_numeric
+from aqi_assets.core.schema import MEASUREMENTS, STATION, TIMESTAMP, UNITS, coerce_numeric
 from aqi_assets.core.sources import SourceError
 from aqi_assets.core.station_graph import build_station_graph
 from aqi_assets.core.validation import CHECK_DESCRIPTIONS, fit_for_training, validate_day
@@ -18,13 +20,16 @@ from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 
 QUALITY_DATASET = "observation_quality"
 
-OBSERVATION_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(c, "datetime" if c == "timestamp" else "string" if c in (STATION, "wind_direction") else "float",
-                       description=UNITS.get(c, ""))
-        for c in OBSERVATION_COLUMNS
-    ]
-)
+
+def column_schema(network: Network) -> dg.TableSchema:
+    """The stored day's columns: timestamp, station, the network's measurements, its extra columns."""
+    def kind(column: str) -> str:
+        return "datetime" if column == TIMESTAMP else "float" if column in MEASUREMENTS else "string"
+
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c, kind(c), description=UNITS.get(c, "as received" if c in network.extra else ""))
+        for c in network.columns
+    ])
 
 
 @dg.asset(
@@ -35,44 +40,58 @@ OBSERVATION_SCHEMA = dg.TableSchema(
         dg.AssetCheckSpec(name, asset="observations", blocking=blocking, description=description)
         for name, (blocking, description) in CHECK_DESCRIPTIONS.items()
     ],
-    metadata={"dagster/column_schema": OBSERVATION_SCHEMA},
-    description="Every station's hourly rows for one day, exactly as the source delivered them.",
+    description=(
+        "Every station's hourly rows for one day, exactly as the source delivered them: timestamp, station, "
+        "the measurements the network has (canonical units) and any extra columns."
+    ),
 )
 def observations(
     context: dg.AssetExecutionContext, source: ObservationSourceResource, lake: LakeResource
 ):
     day = date.fromisoformat(context.partition_key)
-    src = source.get()
+    spec = source.spec or "$AQI_SOURCE"
     try:
+        src = source.get()
+        network = src.network()
         frame = src.read_day(day)
     except SourceError as exc:
         raise dg.Failure(
             description=f"observations {day}: {exc}",
-            metadata={"source": src.spec, "day": day.isoformat()},
+            metadata={"source": spec, "day": day.isoformat()},
             allow_retries=False,
         ) from exc
-    outcomes = validate_day(frame, day, src.station_ids())
+    store = lake.get()
+    config = current_config(store)
+    outcomes = validate_day(frame, day, src.station_ids(), config.quality, config.training.target, network)
     fit = fit_for_training(outcomes)
-    lake.get().write_json(QUALITY_DATASET, day.isoformat(), {
+    store.write_json(QUALITY_DATASET, day.isoformat(), {
         "day": day.isoformat(), "fit_for_training": fit, "checks": [o.to_dict() for o in outcomes],
+        "network": network.to_dict(),
     })
     failed = [o.summary for o in outcomes if not o.passed]
     for line in failed:
         context.log.warning(line)
     numeric = coerce_numeric(frame)
-    present = [c for c in NUMERIC_COLUMNS if c in numeric.columns]
+    present = [c for c in network.measured if c in numeric.columns]
     missing_share = float(numeric[present].isna().to_numpy().mean()) if len(numeric) and present else 1.0
     metadata = {
         "dagster/row_count": len(frame),
+        "dagster/column_schema": column_schema(network),
         "stations": int(frame[STATION].nunique()) if STATION in frame.columns else 0,
-        "missing_share": round(missing_share, 4),
+        "missing_share": dg.MetadataValue.float(round(missing_share, 4)),
         "fit_for_training": fit,
         "source": src.spec,
+        "measured": ", ".join(network.measured),
+        "not_measured": ", ".join(network.not_measured) or "none",
+        "extra_columns": ", ".join(network.extra) or "none",
+        "unit_conversions": "; ".join(network.conversions) or "none",
         "preview": markdown_table(frame, max_rows=8),
     }
-    if len(frame) and "pm25" in numeric.columns and numeric["pm25"].notna().any():
-        metadata["pm25_mean"] = round(float(numeric["pm25"].mean()), 2)
-        metadata["plot"] = image(day_profile_png(numeric, "pm25", f"PM2.5 on {day} (µg/m³)"), "PM2.5 by hour")
+    target = config.training.target
+    if len(frame) and target in numeric.columns and numeric[target].notna().any():
+        metadata[f"{target}_mean"] = dg.MetadataValue.float(round(float(numeric[target].mean()), 2))
+        metadata["plot"] = image(day_profile_png(numeric, target, f"{target} on {day} ({UNITS[target]})"),
+                                 f"{target} by hour")
     return dg.MaterializeResult(
         value=frame, metadata=metadata, check_results=[check_result(o) for o in outcomes]
     )

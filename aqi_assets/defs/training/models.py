@@ -148,10 +148,11 @@ def build_gates(model: str) -> dg.AssetChecksDefinition:
     )
     def _gates(context: dg.AssetCheckExecutionContext, candidate: dict, lake: LakeResource,
                mlflow_registry: MlflowRegistryResource):
-        settings = current_config(lake.get()).gates
+        config = current_config(lake.get())
         champion = candidate.get("champion") or None
         champion_metrics = (champion or {}).get("metrics")
-        results = evaluate_gates(candidate["metrics"], champion_metrics, settings)
+        target = (candidate.get("hyperparams") or {}).get("target", config.training.target)
+        results = evaluate_gates(candidate["metrics"], champion_metrics, config.gates, target)
         if champion and champion.get("error"):
             results[-1] = type(results[-1])(
                 "no_worse_than_champion", False, "holdout RMSE vs champion", None, candidate["metrics"].get("rmse"),
