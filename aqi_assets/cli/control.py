@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 
 from aqi_assets.cli.graphql import DEFAULT_URL, URL_ENV
 
-CONTROL_COMMANDS = ("status", "check", "trigger", "history", "config", "metrics", "selftest", "rollback")
+CONTROL_COMMANDS = ("status", "check", "trigger", "history", "config", "metrics", "selftest", "rollback", "ingest")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -66,6 +67,13 @@ def add_control_parsers(commands) -> None:
     rollback.add_argument("--to-version", help="target version (default: the previous champion)")
     _waiting(rollback)
 
+    ingest = commands.add_parser("ingest", parents=[common],
+                                 help="ingest a range of days (a backfill of ingest_day), with a progress bar")
+    ingest.add_argument("--from", dest="first", required=True, type=date.fromisoformat, help="first day (YYYY-MM-DD)")
+    ingest.add_argument("--to", dest="last", required=True, type=date.fromisoformat, help="last day (YYYY-MM-DD)")
+    ingest.add_argument("--no-wait", action="store_true", help="launch the backfill and return")
+    ingest.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to follow the backfill")
+
 
 def run_control_command(args: argparse.Namespace) -> int:
     """Run one control command; print its table (or JSON) and return the exit code."""
@@ -90,6 +98,11 @@ def run_control_command(args: argparse.Namespace) -> int:
             result = commands.selftest(api, args.timeout)
         elif args.command == "rollback":
             result = commands.rollback(api, args.model, args.reason, args.to_version, args.wait, args.timeout)
+        elif args.command == "ingest":
+            from aqi_assets.cli.ingest import ingest
+
+            result = ingest(api, args.first, args.last, wait=not args.no_wait, timeout=args.timeout,
+                            progress=not args.json)
         elif args.config_command == "show":
             result = commands.config_show(api)
         else:

@@ -199,6 +199,19 @@ def test_selftest_runs_a_job_through_the_queue(platform, capsys):
         assert run.status == dg.DagsterRunStatus.SUCCESS and run.asset_selection == {dg.AssetKey("station_graph")}
 
 
+def test_ingest_backfills_a_range_of_days_and_reports_each(platform, capsys):
+    first, last = START + timedelta(days=DAYS - 3), START + timedelta(days=DAYS - 1)
+    report = cli_json(capsys, "ingest", "--from", first.isoformat(), "--to", last.isoformat(), "--timeout", "300")
+    assert (report["days"], report["succeeded"], report["failed"]) == (3, 3, {})
+    assert report["first"] == first.isoformat() and report["server"] == platform.url
+    for i in range(3):
+        quality = platform.lake.read_json("observation_quality", (first + timedelta(days=i)).isoformat())
+        assert quality["fit_for_training"] is True and len(quality["checks"]) == 7
+    code, _, err = cli(capsys, "ingest", "--from", "2023-12-30", "--to", START.isoformat())
+    assert code == 2
+    assert f"2 day(s) are not days of the source (first 2023-12-30); its days are {START}.." in err
+
+
 def test_config_set_changes_what_show_prints_and_rejects_bad_values(platform, capsys):
     shown = cli_json(capsys, "config", "show")
     assert shown["version"] == 0 and shown["settings"]["gates.max_rmse"] == 25.0
