@@ -1,5 +1,6 @@
 """The control commands of ``aqi-retrain`` (status, check, trigger, history, config, metrics,
-selftest, rollback): each asks the Dagster GraphQL API and returns data plus a readable table."""
+selftest, rollback): each asks the Dagster GraphQL API and returns data plus a readable table.
+Every command that launches or changes something says which server and instance it acted on."""
 
 from __future__ import annotations
 
@@ -45,6 +46,21 @@ def validate_model(model: str) -> str:
     return model
 
 
+def describe_server(server: dict) -> str:
+    """One line naming the server, the instance and the code location a command talked to."""
+    instance = server["instance"]
+    where = instance["home"] or "not reported by the server"
+    storage = f" ({instance['run_storage']})" if instance["run_storage"] else ""
+    return (f"Server {server['url']} (Dagster {server['dagster_version']}), instance {where}{storage}, "
+            f"code location {server['code_location']}")
+
+
+def _with_server(api: DagsterApi, result: Result) -> Result:
+    """``result`` headed by the server, instance and code location it concerns (``server`` in the JSON)."""
+    server = api.server()
+    return Result({"server": server, **result.data}, f"{describe_server(server)}\n{result.text}", result.exit_code)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -88,8 +104,7 @@ def status(api: DagsterApi) -> Result:
         champions.append({"model": model, "version": meta.get("to_version"), "action": meta.get("action"),
                           "trigger_type": meta.get("trigger_type"), "since": found[0]["timestamp"] if found else None,
                           "holdout_rmse": meta.get("holdout_rmse"), "holdout_within_20": meta.get("holdout_within_20")})
-    data = {"server": api.url, "sensors": sensors, "schedules": schedules, "retrainings_in_flight": in_flight,
-            "champions": champions}
+    data = {"sensors": sensors, "schedules": schedules, "retrainings_in_flight": in_flight, "champions": champions}
 
     def instigator_table(rows):
         return tabulate([[r["name"], "on" if r["status"] == "RUNNING" else "off", iso(r["last_tick"]),
@@ -104,9 +119,9 @@ def status(api: DagsterApi) -> Result:
                         iso(c["since"]), _num(c["holdout_rmse"]), _pct(c["holdout_within_20"])] for c in champions],
                       headers=["model", "champion", "last change", "trigger", "since (UTC)", "holdout RMSE",
                                "within ±20 %"])
-    text = (f"Server {api.url}\n\nSensors\n{instigator_table(sensors)}\n\nSchedules\n"
+    text = (f"\nSensors\n{instigator_table(sensors)}\n\nSchedules\n"
             f"{instigator_table(schedules)}\n\nRetrainings queued or running\n{flight}\n\nChampions\n{champs}")
-    return Result(data, text)
+    return _with_server(api, Result(data, text))
 
 
 # ---------------------------------------------------------------- check
@@ -166,7 +181,7 @@ def trigger(api: DagsterApi, model: str, reason: str, severity: str, wait: bool,
     tags = {RETRAINING_TAG: "true", MODEL_TAG: model, TRIGGER_TYPE_TAG: "manual", SEVERITY_TAG: severity,
             REASON_TAG: reason}
     run_id = api.launch("manual_retraining", {"model": model, "reason": reason, "severity": severity}, tags)
-    return _launch_and_report(api, "manual_retraining", run_id, wait, timeout)
+    return _with_server(api, _launch_and_report(api, "manual_retraining", run_id, wait, timeout))
 
 
 def rollback(api: DagsterApi, model: str, reason: str, to_version: str | None, wait: bool,
@@ -176,7 +191,7 @@ def rollback(api: DagsterApi, model: str, reason: str, to_version: str | None, w
     job = f"rollback_{model}"
     run_id = api.launch(job, {"ops": {f"{model}_promotion": {"config": config}}},
                         {MODEL_TAG: model, TRIGGER_TYPE_TAG: "manual", REASON_TAG: reason})
-    return _launch_and_report(api, job, run_id, wait, timeout)
+    return _with_server(api, _launch_and_report(api, job, run_id, wait, timeout))
 
 
 # ---------------------------------------------------------------- history / metrics
@@ -264,8 +279,8 @@ def config_set(api: DagsterApi, pairs: list[str], reset: bool, timeout: float) -
     changed = {k: shown.data["settings"].get(k) for k in changes}
     text = (f"retraining_config v{shown.data['version']} recorded (run {run_id[:8]})\n" +
             tabulate([[k, v] for k, v in changed.items()], headers=["setting", "now"]))
-    return Result({"run_id": run_id, "version": shown.data["version"], "changed": changed,
-                   "settings": shown.data["settings"]}, text)
+    return _with_server(api, Result({"run_id": run_id, "version": shown.data["version"], "changed": changed,
+                                  "settings": shown.data["settings"]}, text))
 
 
 # ---------------------------------------------------------------- selftest
@@ -281,7 +296,7 @@ def selftest(api: DagsterApi, timeout: float) -> Result:
         steps.append({"step": name, "ok": True, "detail": detail, "seconds": time.monotonic() - started})
         return detail
 
-    step("server answers", lambda: f"Dagster {api.execute('{ version }')['version']} at {api.url}")
+    step("server answers", lambda: f"Dagster {api.server()['dagster_version']} at {api.url}")
     step("code location loaded", lambda: "{repositoryLocationName}/{repositoryName}".format(**api.repository()) +
          f", {len(api.instigators(tick_limit=0)['sensors'])} sensors")
     run_id = step("run launched (token accepted)",
@@ -292,4 +307,4 @@ def selftest(api: DagsterApi, timeout: float) -> Result:
     text = tabulate([[s["step"], "ok" if s["ok"] else "FAILED", s["detail"], f"{s['seconds']:.1f}s"] for s in steps],
                     headers=["step", "result", "detail", "time"])
     text += "\n\nselftest " + ("passed" if ok else "FAILED")
-    return Result({"passed": ok, "run_id": run_id, "steps": steps}, text, 0 if ok else 1)
+    return _with_server(api, Result({"passed": ok, "run_id": run_id, "steps": steps}, text, 0 if ok else 1))

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import requests
+import yaml
 
 from aqi_assets.server.auth import TokenConfigError, auth_headers
 
@@ -15,6 +16,9 @@ URL_ENV = "AQI_DAGSTER_URL"
 DEFAULT_URL = "http://127.0.0.1:3000"
 IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# Runs whose events one request asks for: keeps the document within the limits aqi-webserver
+# sets for requests without the token (documents.ANONYMOUS_LIMITS).
+RUNS_PER_REQUEST = 20
 
 
 class ApiError(Exception):
@@ -30,8 +34,10 @@ RUN_FIELDS = """
   tags { key value }
 """
 
-REPOSITORIES = """
-query Repositories {
+SERVER = """
+query Server {
+  version
+  instance { info }
   repositoriesOrError {
     __typename
     ... on RepositoryConnection { nodes { name location { name } } }
@@ -184,6 +190,21 @@ def tags_dict(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run.get("tags") or []}
 
 
+def instance_identity(info: str | None) -> dict[str, str | None]:
+    """The instance's home directory and run storage, read from the YAML that ``instance { info }``
+    returns; None where the server does not say (a server may withhold the instance config)."""
+    try:
+        settings = yaml.safe_load(info) if info else {}
+    except yaml.YAMLError:
+        settings = {}
+    settings = settings if isinstance(settings, dict) else {}
+    artifacts = settings.get("local_artifact_storage")
+    config = artifacts.get("config") if isinstance(artifacts, dict) else None
+    storage = settings.get("run_storage")
+    return {"home": config.get("base_dir") if isinstance(config, dict) else None,
+            "run_storage": storage.get("class") if isinstance(storage, dict) else storage}
+
+
 def resolve_url(url: str | None) -> str:
     return (url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
 
@@ -198,7 +219,7 @@ class DagsterApi:
             self.headers = auth_headers()
         except TokenConfigError as error:
             raise ApiError(f"API token settings: {error}", exit_code=2) from error
-        self._repository: dict | None = None
+        self._server: dict | None = None
 
     # ------------------------------------------------------------ transport
 
@@ -227,19 +248,27 @@ class DagsterApi:
             raise ApiError(f"the server at {self.url} did not answer with GraphQL data (is it a Dagster webserver?)")
         return body["data"]
 
-    # ------------------------------------------------------------ repository
+    # ------------------------------------------------------------ server and repository
 
-    def repository(self) -> dict:
-        """``{repositoryName, repositoryLocationName}`` of the (first) loaded code location."""
-        if self._repository is None:
-            result = self.execute(REPOSITORIES)["repositoriesOrError"]
+    def server(self) -> dict:
+        """What this client acts on: ``url``, ``dagster_version``, ``instance`` (``home``,
+        ``run_storage``), ``code_location`` and ``repository`` (the first loaded one)."""
+        if self._server is None:
+            data = self.execute(SERVER)
+            result = data["repositoriesOrError"]
             nodes = result.get("nodes") or []
             if not nodes:
                 raise ApiError(f"no code location is loaded on {self.url}: "
                                f"{result.get('message', 'check the workspace in the Dagster UI')}")
-            self._repository = {"repositoryName": nodes[0]["name"],
-                                "repositoryLocationName": nodes[0]["location"]["name"]}
-        return self._repository
+            self._server = {"url": self.url, "dagster_version": data["version"],
+                            "instance": instance_identity((data.get("instance") or {}).get("info")),
+                            "code_location": nodes[0]["location"]["name"], "repository": nodes[0]["name"]}
+        return self._server
+
+    def repository(self) -> dict:
+        """``{repositoryName, repositoryLocationName}`` of the (first) loaded code location."""
+        server = self.server()
+        return {"repositoryName": server["repository"], "repositoryLocationName": server["code_location"]}
 
     def instigators(self, day_range: int | None = None, tick_limit: int | None = 1) -> dict:
         """Sensors and schedules with their state and recent ticks."""
@@ -308,20 +337,22 @@ class DagsterApi:
         return result["results"]
 
     def run_events(self, run_ids: list[str]) -> dict[str, list[dict]]:
-        """The gate, materialization and failure events of each run (one request for all)."""
+        """The gate, materialization and failure events of each run (one request per page of
+        ``RUNS_PER_REQUEST`` runs)."""
         events: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
         cursors: dict[str, str | None] = {run_id: None for run_id in run_ids}
-        while cursors:  # one request per page, all runs with more events together
-            pending = list(cursors)
+        while cursors:
+            pending = list(cursors)[:RUNS_PER_REQUEST]
             fields = "\n".join(f"run_{i}: " + RUN_EVENTS.strip() % (json.dumps(run_id), json.dumps(cursors[run_id]))
                                for i, run_id in enumerate(pending))
             data = self.execute("query RunEvents {\n" + fields + "\n}\n" + METADATA_ENTRY)
-            cursors = {}
             for i, run_id in enumerate(pending):
                 page = data[f"run_{i}"]
                 events[run_id].extend(page.get("events") or [])
                 if page.get("hasMore") and page.get("events"):
                     cursors[run_id] = page["cursor"]
+                else:
+                    del cursors[run_id]
         return events
 
     def latest_materializations(self, assets: list[str], limit: int = 1) -> dict[str, list[dict]]:

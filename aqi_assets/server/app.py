@@ -19,6 +19,13 @@ from aqi_assets.server.auth import (
     load_token,
     protect_reads_from_env,
 )
+from aqi_assets.server.proxy import (
+    TRUSTED_PROXIES_ENV,
+    ForwardedHeaders,
+    ProxyConfigError,
+    TrustedProxies,
+    trusted_proxies_from,
+)
 
 logger = logging.getLogger("aqi_assets.server")
 
@@ -56,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"require the token for reads as well (also {PROTECT_READS_ENV}=1)",
     )
     parser.add_argument(
+        "--trusted-proxy", action="append", default=[], metavar="ADDRESS[/BITS]",
+        help="a reverse proxy whose Forwarded/X-Forwarded-* headers are believed; repeatable or "
+             f"comma-separated (also {TRUSTED_PROXIES_ENV}; default none)",
+    )
+    parser.add_argument(
         "--insecure-no-token", action="store_true",
         help="serve without access control when no token is configured (dangerous)",
     )
@@ -76,18 +88,21 @@ def _configure_logging() -> None:
 
 
 def build_protected_app(workspace_process_context, token: ApiToken | None, *, protect_reads: bool,
-                        live_data_poll_rate: int | None = 2000):
-    """dagster-webserver's own ASGI app, wrapped in the token guard unless ``token`` is None."""
+                        trusted_proxies: TrustedProxies, live_data_poll_rate: int | None = 2000):
+    """dagster-webserver's own ASGI app, wrapped in the token guard unless ``token`` is None, behind
+    the forwarded-header handling (headers believed from ``trusted_proxies`` only)."""
     from dagster_webserver.app import create_app_from_workspace_process_context
     from dagster_webserver.cli import _lifespan
 
     app = create_app_from_workspace_process_context(
         workspace_process_context, "", live_data_poll_rate, lifespan=_lifespan
     )
-    return app if token is None else TokenGuard(app, token, protect_reads=protect_reads)
+    guarded = app if token is None else TokenGuard(app, token, protect_reads=protect_reads)
+    return ForwardedHeaders(guarded, trusted_proxies)
 
 
-def serve(args: argparse.Namespace, token: ApiToken | None, protect_reads: bool) -> int:
+def serve(args: argparse.Namespace, token: ApiToken | None, protect_reads: bool,
+          trusted_proxies: TrustedProxies) -> int:
     """Load the instance (DAGSTER_HOME) and the workspace the way dagster-webserver does, then serve."""
     import uvicorn
     from dagster._cli.utils import get_instance_for_cli
@@ -113,15 +128,19 @@ def serve(args: argparse.Namespace, token: ApiToken | None, protect_reads: bool)
             instance, version=__version__, read_only=False, workspace_load_target=load_target
         ))
         app = build_protected_app(
-            context, token, protect_reads=protect_reads, live_data_poll_rate=args.live_data_poll_rate
+            context, token, protect_reads=protect_reads, trusted_proxies=trusted_proxies,
+            live_data_poll_rate=args.live_data_poll_rate,
         )
         access = (
             "no access control" if token is None
             else f"token from {token.source}; state changes need it; reads "
             + ("need it too" if protect_reads else "are open")
         )
-        logger.info("serving http://%s:%d (%s); browser sign-in at /aqi/login", args.host, args.port, access)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level)
+        logger.info("serving http://%s:%d (%s; forwarded headers trusted from: %s); browser sign-in at /aqi/login",
+                    args.host, args.port, access, trusted_proxies)
+        # Forwarded headers are ForwardedHeaders' business: uvicorn's own handling would believe
+        # them from any local peer and rewrite the client address the proxy check relies on.
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level, proxy_headers=False)
     return 0
 
 
@@ -130,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     try:
         token = load_token()
-    except TokenConfigError as error:
+        trusted_proxies = trusted_proxies_from(args.trusted_proxy)
+    except (TokenConfigError, ProxyConfigError) as error:
         print(f"aqi-webserver: {error}", file=sys.stderr)
         return 2
     if token is None and not args.insecure_no_token:
@@ -143,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Code servers and run workers are started from this process: they need no token.
     os.environ.pop(TOKEN_ENV, None)
-    return serve(args, token, protect_reads=args.protect_reads or protect_reads_from_env())
+    return serve(args, token, protect_reads=args.protect_reads or protect_reads_from_env(),
+                 trusted_proxies=trusted_proxies)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""API-token access control for the webserver: token settings, the mutation detector and the ASGI guard."""
+"""API-token access control for the webserver: token settings, browser sessions, the same-origin
+rule for session cookies, and the ASGI guard (what a GraphQL document may hold is in ``documents``)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,26 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from graphql import OperationDefinitionNode, OperationType, parse
+from anyio import CapacityLimiter, to_thread
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import cookie_parser
+
+from aqi_assets.server.documents import (
+    ANONYMOUS_LIMITS,
+    ANONYMOUS_WEBSOCKET_LIMITS,
+    SAFE_METHODS,
+    SIGNED_IN_LIMITS,
+    DocumentLimits,
+    DocumentRejected,
+    GraphQLVerdict,
+    classify_graphql_request,
+    classify_graphql_ws_frame,
+)
 
 TOKEN_ENV = "AQI_API_TOKEN"
 TOKEN_FILE_ENV = "AQI_API_TOKEN_FILE"
@@ -34,10 +48,13 @@ LOGOUT_PATH = "/aqi/logout"
 GRAPHQL_PATH = "/graphql"
 # Open even with protected reads: version numbers only, and what health probes poll.
 HEALTH_PATHS = frozenset({"/server_info"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# An anonymous GraphQL body larger than this is not inspected: it needs the token.
-MAX_INSPECTED_BODY = 4 * 1024 * 1024
 MAX_LOGIN_BODY = 8 * 1024
+# A refused body up to this size is read and dropped, so that the client gets the answer
+# instead of a connection reset; a larger one is cut off.
+MAX_DRAINED_BODY = 16 * 1024 * 1024
+# Worker threads that parse GraphQL for the guard (never the event loop): a flood of documents
+# queues here instead of taking the threads Dagster resolves queries in.
+PARSE_THREADS = 2
 
 logger = logging.getLogger("aqi_assets.server")
 
@@ -130,114 +147,6 @@ def protect_reads_from_env(environ: Mapping[str, str] | None = None) -> bool:
     return env.get(PROTECT_READS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-# ---------------------------------------------------------------- mutation detector
-
-
-@dataclass(frozen=True)
-class GraphQLVerdict:
-    """Whether a GraphQL request may change state, with the operation names found (for logs)."""
-
-    changes_state: bool
-    operations: tuple[str, ...] = ()
-    reason: str = ""
-
-
-def _document_operations(text: object) -> list[tuple[OperationType, str]]:
-    """(type, name) of every operation in a document; ValueError when it is not a parseable document."""
-    if not isinstance(text, str):
-        raise ValueError("query is not a string")
-    try:
-        document = parse(text)
-    except Exception as error:  # GraphQLError, RecursionError on absurd nesting, ...
-        raise ValueError(f"unparseable GraphQL ({type(error).__name__})") from None
-    return [
-        (d.operation, d.name.value if d.name else "<anonymous>")
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-    ]
-
-
-def classify_queries(queries: Iterable[object]) -> GraphQLVerdict:
-    """A set of documents changes state if any contains a mutation or any cannot be parsed.
-
-    The operation name a client selects is deliberately ignored: a document that carries a
-    mutation needs the token even when the operation picked to run is a query.
-    """
-    names: list[str] = []
-    mutates = False
-    for query in queries:
-        try:
-            operations = _document_operations(query)
-        except ValueError as error:
-            return GraphQLVerdict(True, tuple(names), str(error))
-        for operation, name in operations:
-            names.append(f"{operation.value} {name}")
-            mutates = mutates or operation is OperationType.MUTATION
-    return GraphQLVerdict(mutates, tuple(names), "GraphQL mutation" if mutates else "")
-
-
-def _queries_from_json(body: bytes) -> list[object]:
-    """The ``query`` of a single JSON request object or of every object in a batched list."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise ValueError("body is not valid JSON") from None
-    items = data if isinstance(data, list) else [data]
-    if not items or not all(isinstance(item, dict) for item in items):
-        raise ValueError("JSON body is not a GraphQL request object or a list of them")
-    if any("query" not in item for item in items):
-        raise ValueError("JSON body has no query")
-    return [item["query"] for item in items]
-
-
-def classify_graphql_request(
-    method: str, query_string: bytes = b"", content_type: str = "", body: bytes = b""
-) -> GraphQLVerdict:
-    """Decide whether an HTTP request to the GraphQL endpoint may change state.
-
-    Looks wherever dagster-webserver may take a query from: the query string (GET, and POSTs
-    that are neither JSON nor ``application/graphql``), a JSON body (one object or a batched
-    list) or an ``application/graphql`` body. A POST whose body cannot be understood, or that
-    carries no query at all, is treated as state-changing.
-    """
-    queries: list[object] = list(QueryParams(query_string.decode("latin-1")).getlist("query"))
-    if method in SAFE_METHODS:
-        return classify_queries(queries)
-    if method != "POST":
-        return GraphQLVerdict(True, reason=f"{method} to the GraphQL endpoint")
-    try:
-        if "application/json" in content_type:
-            queries += _queries_from_json(body)
-        elif "application/graphql" in content_type:
-            queries.append(body.decode("utf-8"))
-        elif body.strip():
-            raise ValueError("unrecognised GraphQL body")
-    except (ValueError, UnicodeDecodeError) as error:
-        return GraphQLVerdict(True, reason=str(error))
-    if not queries:
-        return GraphQLVerdict(True, reason="GraphQL POST without a query")
-    return classify_queries(queries)
-
-
-def classify_graphql_ws_frame(message: Message) -> GraphQLVerdict:
-    """A websocket frame of the graphql-ws protocol: only ``start`` frames run documents."""
-    raw = message.get("text")
-    if raw is None:
-        raw = message.get("bytes") or b""
-    try:
-        frame = json.loads(raw)
-    except ValueError:
-        return GraphQLVerdict(True, reason="websocket frame is not JSON")
-    if not isinstance(frame, dict):
-        return GraphQLVerdict(True, reason="websocket frame is not a JSON object")
-    if frame.get("type") != "start":
-        return GraphQLVerdict(False)
-    payload = frame.get("payload")
-    if not isinstance(payload, dict):
-        return GraphQLVerdict(True, reason="websocket start frame without a payload")
-    return classify_queries([payload.get("query")])
-
-
 # ---------------------------------------------------------------- browser sessions
 
 
@@ -282,19 +191,33 @@ def _printable(text: str, limit: int = 80) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
-def _same_origin(headers: Headers) -> bool:
-    """False when a browser says the request comes from another origin.
+def _origin(scheme: str, host: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``: lower case, no default port."""
+    scheme = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme.lower())
+    host = host.lower()
+    default = ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{host.removesuffix(default)}"
 
-    SameSite=Strict keeps the session cookie off cross-site requests, but a sibling subdomain
-    counts as the same site; the Origin header tells them apart. Requests without it (page
-    navigations, non-browser clients) pass.
+
+def origin_problem(scope: Scope, headers: Headers) -> str | None:
+    """None when the request verifiably comes from this server's own pages; else why it does not.
+
+    This server's origin is the request's scheme and ``Host`` (forwarded ones only from a
+    trusted proxy: ``proxy.ForwardedHeaders`` has already applied them). Browsers send
+    ``Origin`` on every POST and websocket handshake; without it, ``Sec-Fetch-Site:
+    same-origin`` is accepted.
     """
+    host = headers.get("host", "")
+    own = _origin(scope.get("scheme", "http"), host) if host else None
     origin = headers.get("origin")
-    if origin is None:
-        return True
-    netloc = urlsplit(origin).netloc.lower()
-    hosts = {headers.get("host", "").lower(), headers.get("x-forwarded-host", "").lower()} - {""}
-    return origin != "null" and netloc in hosts
+    if origin is not None:
+        parts = urlsplit(origin)
+        if own is not None and origin != "null" and _origin(parts.scheme, parts.netloc) == own:
+            return None
+        return f"Origin {_printable(origin)} is not this server's origin ({own or 'no Host header'})"
+    if headers.get("sec-fetch-site", "").lower() == "same-origin":
+        return None
+    return "the request has neither an Origin header nor Sec-Fetch-Site: same-origin"
 
 
 def _safe_next(target: str) -> str:
@@ -306,21 +229,44 @@ def _safe_next(target: str) -> str:
 
 @dataclass
 class _Credentials:
+    """What a request presents: a bearer token, a session cookie, and whether it is same-origin."""
+
     presented_bearer: bool = False
     bearer_ok: bool = False
     session_ok: bool = False
+    origin_problem: str | None = None  # why a session request is not verifiably same-origin
+    other_origin: bool = False  # it names an Origin that is not this server's
 
     @property
-    def authorised(self) -> bool:
-        return self.bearer_ok or self.session_ok
+    def may_read(self) -> bool:
+        """The cookie counts for reads unless the request says it comes from another origin."""
+        return self.bearer_ok or (self.session_ok and not self.other_origin)
+
+    def may_change_state(self, method: str | None) -> bool:
+        """The token always; the cookie only on a same-origin POST (``method`` None: a websocket)."""
+        return self.bearer_ok or (
+            self.session_ok and self.origin_problem is None and method in (None, "POST")
+        )
+
+    def session_refusal(self, method: str | None) -> str:
+        if self.other_origin:
+            return f"the session cookie is not accepted from another origin: {self.origin_problem}"
+        if method not in (None, "POST"):
+            return (f"a session cookie cannot change state with {method}: use POST from this server's "
+                    "pages, or send the bearer token")
+        return f"the session cookie changes state only on requests from this server's own pages: {self.origin_problem}"
 
 
 class TokenGuard:
     """ASGI middleware: requests that may change state (and, optionally, reads) need the token.
 
-    Accepts ``Authorization: Bearer <token>`` or, on same-origin requests, the session cookie
-    issued by ``/aqi/login``.
-    A refused request is answered here with 401 and never reaches the wrapped app.
+    Accepts ``Authorization: Bearer <token>`` or the session cookie issued by ``/aqi/login``;
+    the cookie changes state only on a same-origin POST (or websocket). Whatever is not
+    authorised by the token is classified first: its size is bounded before it is read in full,
+    its documents are checked lexically (``documents.ANONYMOUS_LIMITS``) before they are
+    parsed, and parsing runs in a worker thread. A refused request is answered here (401
+    without credentials, 403 for a cookie used cross-origin, 413/400 over a limit) and never
+    reaches the wrapped app.
     """
 
     def __init__(
@@ -335,6 +281,7 @@ class TokenGuard:
         self.token = token
         self.protect_reads = protect_reads
         self.sessions = sessions if sessions is not None else SessionStore()
+        self._parse_limiter = CapacityLimiter(PARSE_THREADS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -346,7 +293,7 @@ class TokenGuard:
 
     # -- credentials
 
-    def _credentials(self, headers: Headers) -> _Credentials:
+    def _credentials(self, scope: Scope, headers: Headers) -> _Credentials:
         credentials = _Credentials()
         for value in headers.getlist("authorization"):
             scheme, _, presented = value.strip().partition(" ")
@@ -355,9 +302,17 @@ class TokenGuard:
                 if self.token.matches(presented.strip().encode("latin-1")):
                     credentials.bearer_ok = True
         session_id = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
-        if session_id and self.sessions.is_valid(session_id) and _same_origin(headers):
+        if session_id and self.sessions.is_valid(session_id):
             credentials.session_ok = True
+            credentials.origin_problem = origin_problem(scope, headers)
+            credentials.other_origin = "origin" in headers and credentials.origin_problem is not None
         return credentials
+
+    @staticmethod
+    def _limits(credentials: _Credentials, websocket: bool = False) -> DocumentLimits:
+        if credentials.session_ok:
+            return SIGNED_IN_LIMITS
+        return ANONYMOUS_WEBSOCKET_LIMITS if websocket else ANONYMOUS_LIMITS
 
     @staticmethod
     def _without_authorization(scope: Scope) -> Scope:
@@ -365,9 +320,12 @@ class TokenGuard:
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
         return {**scope, "headers": headers}
 
+    async def _in_worker(self, function: Callable[..., GraphQLVerdict], *args: Any) -> GraphQLVerdict:
+        return await to_thread.run_sync(partial(function, *args), limiter=self._parse_limiter)
+
     def _log_refusal(self, scope: Scope, reason: str, operations: Iterable[str] = ()) -> None:
         client = scope.get("client")
-        address = f"{client[0]}:{client[1]}" if client else "unknown"
+        address = (f"{client[0]}:{client[1]}" if client[1] else client[0]) if client else "unknown"
         names = ", ".join(_printable(name, 64) for name in list(operations)[:10]) or "-"
         logger.warning(
             "refused %s %s (operations: %s) from %s: %s",
@@ -386,44 +344,59 @@ class TokenGuard:
             return
 
         headers = Headers(scope=scope)
-        credentials = self._credentials(headers)
-        if credentials.authorised:
+        credentials = self._credentials(scope, headers)
+        if credentials.may_change_state(method):
             await self.app(self._without_authorization(scope), receive, send)
             return
-
-        if path == GRAPHQL_PATH:
-            verdict, receive = await self._inspect_graphql(scope, headers, receive)
-        else:
-            verdict = GraphQLVerdict(method not in SAFE_METHODS, reason=f"{method} request")
-
         if credentials.presented_bearer:
-            refusal = "the presented token is not valid"
-        elif verdict.changes_state:
-            refusal = f"a token is required to change state ({verdict.reason})"
-        elif self.protect_reads and path not in HEALTH_PATHS:
-            refusal = "a token is required to read (reads are protected)"
-        else:
-            await self.app(scope, receive, send)
+            await self._refuse(scope, send, headers, 401, "the presented token is not valid", invalid_token=True)
             return
-        self._log_refusal(scope, refusal, verdict.operations)
-        await _refuse(send, refusal, headers, invalid_token=credentials.presented_bearer)
+        if self.protect_reads and path not in HEALTH_PATHS and not credentials.may_read:
+            if credentials.session_ok:
+                await self._refuse(scope, send, headers, 403, credentials.session_refusal(None))
+            else:
+                await self._refuse(scope, send, headers, 401, "a token is required to read (reads are protected)")
+            return
 
-    @staticmethod
+        try:
+            if path == GRAPHQL_PATH:
+                verdict, receive = await self._inspect_graphql(scope, headers, receive, self._limits(credentials))
+            else:
+                verdict = GraphQLVerdict(method not in SAFE_METHODS, reason=f"{method} request")
+        except DocumentRejected as rejected:
+            self._log_refusal(scope, str(rejected))
+            await _reject_document(send, rejected, signed_in=credentials.session_ok)
+            return
+        if not verdict.changes_state:
+            await self.app(scope, receive, send)
+        elif credentials.session_ok:
+            await self._refuse(scope, send, headers, 403, credentials.session_refusal(method), verdict.operations)
+        else:
+            await self._refuse(scope, send, headers, 401, f"a token is required to change state ({verdict.reason})",
+                               verdict.operations)
+
     async def _inspect_graphql(
-        scope: Scope, headers: Headers, receive: Receive
+        self, scope: Scope, headers: Headers, receive: Receive, limits: DocumentLimits
     ) -> tuple[GraphQLVerdict, Receive]:
-        """Classify a GraphQL request; a POST body read for that is handed on to the app afterwards."""
+        """Classify a GraphQL request within ``limits``; a POST body read for that is handed on to the app."""
         method = scope["method"]
+        query_string = scope.get("query_string", b"")
+        limits.check_size(len(query_string))
         body = b""
         if method == "POST":
-            body, complete = await _read_body(receive, MAX_INSPECTED_BODY)
-            if not complete:
-                return GraphQLVerdict(True, reason="GraphQL body too large to inspect"), receive
+            read, size = await _read_body(receive, limits.max_bytes)
+            limits.check_size(size)  # raises when the body was over the limit (and not kept)
+            body = read or b""
             receive = _replay(body, receive)
-        verdict = classify_graphql_request(
-            method, scope.get("query_string", b""), headers.get("content-type", ""), body
+        verdict = await self._in_worker(
+            classify_graphql_request, method, query_string, headers.get("content-type", ""), body, limits
         )
         return verdict, receive
+
+    async def _refuse(self, scope: Scope, send: Send, headers: Headers, status: int, reason: str,
+                      operations: Iterable[str] = (), *, invalid_token: bool = False) -> None:
+        self._log_refusal(scope, reason, operations)
+        await _send_refusal(send, status, reason, headers, invalid_token=invalid_token)
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -434,8 +407,8 @@ class TokenGuard:
         if method != "POST":
             await _send_html(send, 405, "<p>Method not allowed</p>", {"allow": "GET, POST"})
             return
-        body, complete = await _read_body(receive, MAX_LOGIN_BODY)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"))) if complete else {}
+        body, _ = await _read_body(receive, MAX_LOGIN_BODY)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"))) if body is not None else {}
         target = _safe_next(form.get("next", "/"))
         if not self.token.matches(form.get("token", "").strip()):
             self._log_refusal(scope, "wrong token on the login form")
@@ -459,32 +432,44 @@ class TokenGuard:
     # -- websocket
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        credentials = self._credentials(Headers(scope=scope))
-        if credentials.authorised:
+        credentials = self._credentials(scope, Headers(scope=scope))
+        if credentials.may_change_state(None):
             await self.app(self._without_authorization(scope), receive, send)
             return
-        if credentials.presented_bearer or self.protect_reads:
+        if credentials.presented_bearer or (self.protect_reads and not credentials.may_read):
             reason = ("the presented token is not valid" if credentials.presented_bearer
                       else "a token is required to read (reads are protected)")
             self._log_refusal(scope, reason)
             await _deny_websocket(scope, receive, send, reason)
             return
 
+        limits = self._limits(credentials, websocket=True)
         closed = False
 
-        async def guarded_receive() -> Message:
+        async def close(code: int, reason: str, log: str, operations: Iterable[str] = ()) -> Message:
             nonlocal closed
+            self._log_refusal(scope, log, operations)
+            closed = True
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+            return {"type": "websocket.disconnect", "code": code}
+
+        async def guarded_receive() -> Message:
             message = await receive()
             if message["type"] != "websocket.receive" or closed:
                 return message
-            verdict = classify_graphql_ws_frame(message)
+            try:
+                limits.check_size(_frame_size(message, limits.max_bytes))
+                verdict = await self._in_worker(classify_graphql_ws_frame, message, limits)
+            except DocumentRejected as rejected:
+                code = 1009 if rejected.status == 413 else 4400
+                return await close(code, f"over the limit {rejected.limit}={rejected.value}", str(rejected))
             if not verdict.changes_state:
                 return message
-            self._log_refusal(scope, f"a token is required to change state ({verdict.reason})",
-                              verdict.operations)
-            closed = True
-            await send({"type": "websocket.close", "code": 4401, "reason": "token required"})
-            return {"type": "websocket.disconnect", "code": 4401}
+            if credentials.session_ok:
+                return await close(4403, "session cookie not from this server's pages",
+                                   credentials.session_refusal(None), verdict.operations)
+            return await close(4401, "token required", f"a token is required to change state ({verdict.reason})",
+                               verdict.operations)
 
         async def guarded_send(message: Message) -> None:
             if not closed:
@@ -496,21 +481,32 @@ class TokenGuard:
 # ---------------------------------------------------------------- ASGI plumbing
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The request body, and False when it exceeds ``limit`` (reading stops there)."""
+def _frame_size(message: Message, limit: int) -> int:
+    """Bytes in a websocket frame; a text frame with more characters than ``limit`` is not encoded to count."""
+    text = message.get("text")
+    if text is None:
+        return len(message.get("bytes") or b"")
+    return len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, int]:
+    """The request body and its size; None for a body over ``limit``, whose rest is read and
+    dropped (up to ``MAX_DRAINED_BODY``) so that the client can read the answer."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks), True
+            break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > limit:
-            return b"", False
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > MAX_DRAINED_BODY:
+            break
         if not message.get("more_body", False):
-            return b"".join(chunks), True
+            break
+    return (b"".join(chunks) if size <= limit else None), size
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -538,17 +534,31 @@ def _www_authenticate(invalid_token: bool) -> str:
     return 'Bearer realm="aqi-webserver"' + (', error="invalid_token"' if invalid_token else "")
 
 
-async def _refuse(send: Send, error: str, headers: Headers, *, invalid_token: bool) -> None:
-    common = {"www-authenticate": _www_authenticate(invalid_token), "cache-control": "no-store"}
+async def _send_json(send: Send, status: int, payload: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+    await _send(send, status, json.dumps(payload).encode(), {**headers, "content-type": "application/json"})
+
+
+async def _send_refusal(send: Send, status: int, error: str, headers: Headers, *, invalid_token: bool) -> None:
+    """401 (no valid credentials: ``WWW-Authenticate``) or 403, as a page for browsers, else JSON."""
+    common = {"cache-control": "no-store"}
+    if status == 401:
+        common["www-authenticate"] = _www_authenticate(invalid_token)
     if "text/html" in headers.get("accept", ""):
+        title = "Sign in required" if status == 401 else "Refused"
         page = (
-            f"<!doctype html><title>Sign in required</title><p>{html.escape(error)}.</p>"
+            f"<!doctype html><title>{title}</title><p>{html.escape(error)}.</p>"
             f'<p><a href="{LOGIN_PATH}">Sign in with the API token</a></p>'
         )
-        await _send_html(send, 401, page, common)
+        await _send_html(send, status, page, common)
         return
-    body = json.dumps({"error": error, "hint": HINT}).encode()
-    await _send(send, 401, body, {**common, "content-type": "application/json"})
+    await _send_json(send, status, {"error": error, "hint": HINT}, common)
+
+
+async def _reject_document(send: Send, rejected: DocumentRejected, *, signed_in: bool) -> None:
+    """413 or 400 naming the limit that was passed."""
+    hint = HINT if signed_in else f"{HINT} to send larger or more complex documents"
+    payload = {"error": str(rejected), "limit": {rejected.limit: rejected.value}, "hint": hint}
+    await _send_json(send, rejected.status, payload, {"cache-control": "no-store"})
 
 
 async def _deny_websocket(scope: Scope, receive: Receive, send: Send, error: str) -> None:

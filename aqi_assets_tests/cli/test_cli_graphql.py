@@ -189,9 +189,17 @@ def test_refused_token_is_a_one_line_error(platform, capsys, monkeypatch):
     assert platform.run_count() == before
 
 
+def _server_line(platform: Platform) -> str:
+    return (f"Server {platform.url} (Dagster {dg.__version__}), instance {platform.home} (SqliteRunStorage), "
+            "code location aqi_assets")
+
+
 def test_selftest_runs_a_job_through_the_queue(platform, capsys):
     report = cli_json(capsys, "selftest", "--timeout", "240")
     assert report["passed"] is True
+    assert report["server"] == {"url": platform.url, "dagster_version": dg.__version__,
+                                "instance": {"home": str(platform.home), "run_storage": "SqliteRunStorage"},
+                                "code_location": "aqi_assets", "repository": "__repository__"}
     assert [s["step"] for s in report["steps"]] == ["server answers", "code location loaded",
                                                     "run launched (token accepted)", "run dequeued and finished"]
     with dg.DagsterInstance.from_config(str(platform.home)) as instance:
@@ -218,6 +226,7 @@ def test_config_set_changes_what_show_prints_and_rejects_bad_values(platform, ca
 
     changed = cli_json(capsys, "config", "set", *[f"{k}={v}" for k, v in FAST_SETTINGS.items()])
     assert changed["version"] == 1 and changed["changed"]["training.preset"] == "fast"
+    assert (changed["server"]["url"], changed["server"]["instance"]["home"]) == (platform.url, str(platform.home))
     code, text, _ = cli(capsys, "config", "show")
     assert code == 0 and "retraining_config v1" in text
     line = next(row for row in text.splitlines() if row.startswith("training.window_days"))
@@ -263,6 +272,7 @@ def test_check_evaluates_the_trigger_sensors_and_launches_nothing(platform, caps
 def test_manual_trigger_runs_to_success_and_is_in_history(platform, capsys):
     launched = cli_json(capsys, "trigger", "--model", "xgboost", "--reason", "cli test: sensor replaced",
                         "--severity", "high")
+    assert launched["server"]["instance"]["home"] == str(platform.home)
     in_flight = cli_json(capsys, "status")["retrainings_in_flight"]
     assert [(r["run_id"], r["model"], r["trigger_type"]) for r in in_flight] == [
         (launched["run_id"], "xgboost", "manual")]
@@ -303,8 +313,10 @@ def test_status_lists_sensors_schedules_and_the_champion(platform, capsys):
     assert champions["xgboost"]["version"] == "1" and champions["xgboost"]["trigger_type"] == "manual"
     assert 0 < champions["xgboost"]["holdout_rmse"] < 100
     assert champions["lstm"]["version"] is None
+    assert report["server"]["url"] == platform.url
     code, text, _ = cli(capsys, "status")
     assert code == 0 and "Champions" in text and "data_drift_sensor" in text
+    assert text.splitlines()[0] == _server_line(platform)
     xgboost_row = next(row for row in text.splitlines() if row.startswith("xgboost"))
     assert xgboost_row.split()[:3] == ["xgboost", "1", "promote"]
 
@@ -325,6 +337,7 @@ def test_rollback_without_a_previous_champion_fails_clearly(platform, capsys):
     code, out, _ = cli(capsys, "rollback", "--model", "xgboost", "--reason", "cli test", "--wait", "--timeout",
                        "240")
     assert code == 1
+    assert out.splitlines()[0] == _server_line(platform)
     assert "rollback_xgboost: run" in out and "FAILURE" in out
     assert "no previous_champion to roll back to" in out
     assert cli_json(capsys, "status")["champions"][0]["version"] == "1"

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +18,23 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
+from graphql import get_introspection_query
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from aqi_assets.server.auth import (
-    ApiToken,
-    TokenConfigError,
-    auth_headers,
+from aqi_assets.server.auth import ApiToken, TokenConfigError, auth_headers, load_token
+from aqi_assets.server.documents import (
+    ANONYMOUS_LIMITS,
+    DocumentRejected,
     classify_graphql_request,
     classify_graphql_ws_frame,
-    load_token,
 )
+from aqi_assets.server.proxy import ForwardedHeaders, ProxyConfigError, TrustedProxies, trusted_proxies_from
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOKEN = "aqi-test-" + secrets.token_urlsafe(24)
 FILE_TOKEN = "aqi-file-" + secrets.token_urlsafe(24)
-TOKEN_SETTINGS = ("AQI_API_TOKEN", "AQI_API_TOKEN_FILE", "AQI_PROTECT_READS")
+TOKEN_SETTINGS = ("AQI_API_TOKEN", "AQI_API_TOKEN_FILE", "AQI_PROTECT_READS", "AQI_TRUSTED_PROXIES")
 
 LAUNCH = """
 mutation LaunchStationGraph($params: ExecutionParams!) {
@@ -47,6 +49,8 @@ query Selector {
   repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } }
   assetNodeOrError(assetKey: {path: ["station_graph"]}) { ... on AssetNode { jobNames } }
 }"""
+# 150,000 operations, 3.8 MB: parsing it takes the better part of a minute.
+HUGE_DOCUMENT = " ".join(f"query q{i}{{__typename}}" for i in range(150_000))
 
 
 # ---------------------------------------------------------------- the detector and the settings
@@ -96,6 +100,65 @@ def test_mutation_detector_on_documents():
     assert not classify_graphql_ws_frame({"text": json.dumps(frame)}).changes_state
     assert not classify_graphql_ws_frame({"text": '{"type": "connection_init"}'}).changes_state
     assert classify_graphql_ws_frame({"text": "not json"}).changes_state
+
+
+def test_document_limits_are_checked_before_parsing():
+    def rejected(document: str) -> DocumentRejected:
+        with pytest.raises(DocumentRejected) as error:
+            classify_graphql_request(**_json_post({"query": document}), limits=ANONYMOUS_LIMITS)
+        return error.value
+
+    started = time.perf_counter()
+    too_many = rejected(HUGE_DOCUMENT)
+    assert time.perf_counter() - started < 1  # the scan stops at the 11th operation; nothing is parsed
+    assert (too_many.status, too_many.limit, too_many.value) == (400, "max_operations", 10)
+    assert str(too_many) == ("the GraphQL request has more than 10 operations; "
+                             "requests without the API token may send at most 10")
+    assert rejected("{" * 21 + "version" + "}" * 21).limit == "max_depth"
+    assert rejected("{" + " ".join(f"v{i}: version" for i in range(101)) + "}").limit == "max_aliases"
+    assert rejected("{" + " version" * 1001 + "}").limit == "max_selections"
+    assert rejected(" ".join(["{ version }", "mutation { reloadWorkspace { __typename } }"] * 6)).limit == \
+        "max_operations"
+
+    # Braces in strings, block strings and comments, and colons in arguments, are not counted.
+    quoted = ('{ runsOrError(filter: {tags: [{key: "' + "{" * 30 + '", value: """ \\""" ' + "{" * 30 +
+              '"""}]}) # ' + "{" * 30 + "\n { __typename } }")
+    assert classify_graphql_request(**_json_post({"query": quoted}), limits=ANONYMOUS_LIMITS).operations == \
+        ("query <anonymous>",)
+    introspection = get_introspection_query(descriptions=True, input_value_deprecation=True)  # GraphiQL's
+    assert not classify_graphql_request(**_json_post({"query": introspection}), limits=ANONYMOUS_LIMITS).changes_state
+    with pytest.raises(DocumentRejected, match="65,537 bytes; requests without the API token may send at most 65,536"):
+        ANONYMOUS_LIMITS.check_size(65_537)
+
+
+def test_trusted_proxy_settings_and_forwarded_headers():
+    assert not trusted_proxies_from([], {})
+    trusted = trusted_proxies_from([], {"AQI_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"})
+    assert "10.1.2.3" in trusted and "127.0.0.1" in trusted
+    assert "192.0.2.1" not in trusted and "not-an-address" not in trusted
+    assert "::1" in trusted_proxies_from(["::1"], {"AQI_TRUSTED_PROXIES": "10.0.0.0/8"})  # the flag wins
+    with pytest.raises(ProxyConfigError, match="--trusted-proxy: '10.0.0.0/33' is not an IP address or network"):
+        trusted_proxies_from(["10.0.0.0/33"])
+
+    def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict:
+        return {"type": "http", "scheme": "http", "client": (peer, 5000),
+                "headers": [(b"host", b"internal:3000"), *headers]}
+
+    middleware = ForwardedHeaders(None, TrustedProxies.parse(["10.0.0.0/8"], "test"))
+    spoofed = [(b"x-forwarded-host", b"evil"), (b"x-forwarded-proto", b"https"), (b"forwarded", b"host=evil")]
+    untrusted = middleware.resolve(scope("192.0.2.1", *spoofed))
+    assert (untrusted["scheme"], untrusted["client"]) == ("http", ("192.0.2.1", 5000))
+    assert untrusted["headers"] == [(b"host", b"internal:3000")]  # the forwarded headers go no further
+
+    proxied = middleware.resolve(scope("10.0.0.5", (b"x-forwarded-host", b"aqi.example.org"),
+                                       (b"x-forwarded-proto", b"https"),
+                                       (b"x-forwarded-for", b"203.0.113.9, 10.0.0.7")))
+    assert (proxied["scheme"], proxied["client"]) == ("https", ("203.0.113.9", 0))
+    assert proxied["headers"] == [(b"host", b"aqi.example.org")]
+    rfc = middleware.resolve(scope("10.0.0.5", (b"forwarded", b'for=198.51.100.1, for="[2001:db8::1]:4711";'
+                                                             b'proto=https;host=aqi.example.org')))
+    assert (rfc["scheme"], rfc["client"], rfc["headers"]) == ("https", ("2001:db8::1", 0),
+                                                               [(b"host", b"aqi.example.org")])
 
 
 def test_token_settings_from_env_or_file(tmp_path):
@@ -212,14 +275,14 @@ def _stop(server: Server) -> None:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """Two servers started side by side: token from the environment with open reads, and token
-    from a file with ``--protect-reads``."""
+    from a file with ``--protect-reads`` behind a trusted proxy at 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("protected-reads")
     token_file = tmp / "token"
     token_file.write_text(FILE_TOKEN + "\n")
     token_file.chmod(0o600)
     started = [
         _launch(tmp_path_factory.mktemp("open-reads"), [], {}, AQI_API_TOKEN=TOKEN),
-        _launch(tmp, ["--protect-reads"], {"Authorization": f"Bearer {FILE_TOKEN}"},
+        _launch(tmp, ["--protect-reads", "--trusted-proxy", "127.0.0.1"], {"Authorization": f"Bearer {FILE_TOKEN}"},
                 AQI_API_TOKEN_FILE=str(token_file)),
     ]
     try:
@@ -260,6 +323,20 @@ def _assert_refused(response: requests.Response, error_part: str) -> None:
     body = response.json()
     assert error_part in body["error"]
     assert body["hint"] == "send Authorization: Bearer <token> (AQI_API_TOKEN)"
+
+
+def _assert_forbidden(response: requests.Response, error_part: str) -> None:
+    assert response.status_code == 403, response.text
+    assert "www-authenticate" not in response.headers
+    assert error_part in response.json()["error"]
+
+
+def _session_cookie(server: Server, token: str, **kwargs) -> dict:
+    login = requests.post(f"{server.url}/aqi/login", data={"token": token}, allow_redirects=False, timeout=30,
+                          **kwargs)
+    assert login.status_code == 303, login.text
+    name, _, value = login.headers["set-cookie"].partition(";")[0].partition("=")
+    return {name: value}
 
 
 def test_reads_are_open_without_a_token(server):
@@ -324,7 +401,8 @@ def test_login_cookie_authorises_a_launch_and_logout_ends_it(server):
 
     before = server.run_ids()
     other_site = {"Origin": "http://dashboard.example.org"}
-    _assert_refused(_launch_station_graph(server, cookies=session, headers=other_site), "a token is required")
+    _assert_forbidden(_launch_station_graph(server, cookies=session, headers=other_site),
+                      "the session cookie is not accepted from another origin")
     assert server.run_ids() == before
     same_site = {"Origin": server.url}
     launched = _launch_station_graph(server, cookies=session, headers=same_site).json()["data"]["launchRun"]
@@ -338,15 +416,129 @@ def test_login_cookie_authorises_a_launch_and_logout_ends_it(server):
     assert len(server.run_ids()) == len(before) + 1
 
 
-def test_websocket_mutation_is_refused(server):
-    with connect(f"ws://127.0.0.1:{server.url.rsplit(':', 1)[1]}/graphql", subprotocols=["graphql-ws"]) as ws:
+def test_huge_documents_without_a_token_leave_the_server_responsive(server):
+    """While 3.8 MB documents are posted without a token, one after another, ``/server_info``
+    answers within 2 s every time: the guard refuses them by size before parsing anything."""
+    body = json.dumps({"query": HUGE_DOCUMENT}).encode()
+    stop = threading.Event()
+    answers: list = []
+
+    def post_repeatedly() -> None:
+        while not stop.is_set():
+            try:
+                response = requests.post(f"{server.url}/graphql", data=body, timeout=120,
+                                         headers={"Content-Type": "application/json"})
+                answers.append((response.status_code, response.json()))
+            except (requests.RequestException, ValueError) as error:
+                answers.append((None, repr(error)))
+
+    poster = threading.Thread(target=post_repeatedly, daemon=True)
+    poster.start()
+    latencies = []
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            assert requests.get(f"{server.url}/server_info", timeout=60).status_code == 200
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        poster.join(timeout=120)
+    print(f"\n/server_info: {len(latencies)} requests, slowest {max(latencies):.3f} s, while "
+          f"{len(answers)} documents of {len(body):,} bytes were posted without a token")
+    assert max(latencies) < 2, latencies
+    assert len(answers) >= 5
+    status, payload = answers[0]
+    assert (status, payload["limit"]) == (413, {"max_bytes": 65536}), payload
+    assert payload["error"] == (f"the GraphQL request is {len(body):,} bytes; requests without the API token "
+                                "may send at most 65,536 bytes")
+    assert {status for status, _ in answers} == {413}
+
+
+def test_limits_without_a_token_and_larger_documents_with_it(server):
+    assert server.graphql(get_introspection_query(descriptions=True)).status_code == 200  # GraphiQL's first query
+    aliases = "{" + " ".join(f"v{i}: version" for i in range(101)) + "}"
+    refused = server.graphql(aliases)
+    assert (refused.status_code, refused.json()["limit"]) == (400, {"max_aliases": 100})
+    assert "more than 100 aliased fields" in refused.json()["error"]
+    by_get = requests.get(f"{server.url}/graphql", params={"query": aliases}, timeout=30)
+    assert (by_get.status_code, by_get.json()["limit"]) == (400, {"max_aliases": 100})
+    padded = "{ version }\n" + "# a long comment\n" * 6000  # 102 KB
+    assert server.graphql(padded).status_code == 413
+
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    version = server.graphql("{ version }").json()["data"]["version"]
+    assert server.graphql(aliases, headers=token).json()["data"]["v100"] == version
+    assert server.graphql(padded, headers=token).json()["data"]["version"] == version
+
+
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server):
+    session = _session_cookie(server, TOKEN)
+    before = server.run_ids()
+    for spoofed in ({"X-Forwarded-Host": "evil", "X-Forwarded-Proto": "http"}, {"Forwarded": "host=evil;proto=http"}):
+        response = _launch_station_graph(server, cookies=session, headers={"Origin": "http://evil", **spoofed})
+        _assert_forbidden(response, f"Origin http://evil is not this server's origin ({server.url})")
+    assert server.run_ids() == before
+
+
+def test_session_cookie_changes_state_only_on_a_same_origin_post(server):
+    session = _session_cookie(server, TOKEN)
+    before = server.run_ids()
+    by_get = requests.get(f"{server.url}/graphql", params={"query": LAUNCH}, cookies=session,
+                          headers={"Origin": server.url}, timeout=30)
+    _assert_forbidden(by_get, "a session cookie cannot change state with GET")
+    _assert_forbidden(_launch_station_graph(server, cookies=session),
+                      "the request has neither an Origin header nor Sec-Fetch-Site: same-origin")
+    assert server.run_ids() == before
+    assert server.graphql("{ version }", cookies=session).status_code == 200  # reads need no Origin
+
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    launched = _launch_station_graph(server, cookies=session, headers=same_origin).json()["data"]["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess"
+    assert server.run_ids() == before | {launched["run"]["runId"]}
+
+
+def test_forwarded_headers_from_a_trusted_proxy(protected_server):
+    """The protected server trusts 127.0.0.1: there the proxy's headers give the public origin."""
+    proxy = {"X-Forwarded-Host": "aqi.example.org", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    login = requests.post(f"{protected_server.url}/aqi/login", data={"token": FILE_TOKEN}, headers=proxy,
+                          allow_redirects=False, timeout=30)
+    assert login.status_code == 303 and "; Secure" in login.headers["set-cookie"]
+    session = _session_cookie(protected_server, FILE_TOKEN, headers=proxy)
+
+    before = protected_server.run_ids()
+    public_page = {"Origin": "https://aqi.example.org"}
+    _assert_forbidden(_launch_station_graph(protected_server, cookies=session, headers=public_page),
+                      "Origin https://aqi.example.org is not this server's origin (http://127.0.0.1:")
+    launched = _launch_station_graph(protected_server, cookies=session, headers={**public_page, **proxy})
+    assert launched.json()["data"]["launchRun"]["__typename"] == "LaunchRunSuccess"
+    assert len(protected_server.run_ids()) == len(before) + 1
+
+    _assert_refused(protected_server.graphql("{ version }", headers=proxy), "reads are protected")
+    assert "from 203.0.113.9: a token is required to read" in protected_server.logs()
+
+
+def _websocket_start(server: Server, query: str) -> ConnectionClosed:
+    """Send one document over the GraphQL websocket; the close it is answered with."""
+    with connect(f"ws://127.0.0.1:{server.url.rsplit(':', 1)[1]}/graphql", subprotocols=["graphql-ws"],
+                 max_size=None) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(ws.recv(timeout=30)) == {"type": "connection_ack"}
-        ws.send(json.dumps({"type": "start", "id": "1",
-                            "payload": {"query": "mutation { reloadWorkspace { __typename } }"}}))
+        ws.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
-    assert closed.value.rcvd.code == 4401
+    return closed.value
+
+
+def test_websocket_mutation_and_oversized_document_are_refused(server):
+    assert _websocket_start(server, "mutation { reloadWorkspace { __typename } }").rcvd.code == 4401
+    oversized = _websocket_start(server, HUGE_DOCUMENT).rcvd
+    assert (oversized.code, oversized.reason) == (1009, "over the limit max_bytes=65536")
+    # Dagster validates subscriptions on its event loop: fewer names are accepted there.
+    many_names = "subscription { locationStateChangeEvents { " + "__typename " * 500 + "} }"
+    complex_ = _websocket_start(server, many_names).rcvd
+    assert (complex_.code, complex_.reason) == (4400, "over the limit max_selections=500")
 
 
 def test_protect_reads_and_token_from_a_file(protected_server):
@@ -357,9 +549,10 @@ def test_protect_reads_and_token_from_a_file(protected_server):
     page = requests.get(f"{protected_server.url}/runs", headers={"Accept": "text/html"}, timeout=30)
     assert page.status_code == 401 and 'href="/aqi/login"' in page.text
 
+    before = protected_server.run_ids()
     launched = _launch_station_graph(protected_server, headers=headers).json()["data"]["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess"
-    assert protected_server.run_ids() == {launched["run"]["runId"]}
+    assert protected_server.run_ids() == before | {launched["run"]["runId"]}
 
 
 def test_missing_or_bad_token_refuses_to_start(tmp_path):
@@ -376,6 +569,9 @@ def test_missing_or_bad_token_refuses_to_start(tmp_path):
     empty_file.write_text("\n")
     empty = start(AQI_API_TOKEN_FILE=str(empty_file))
     assert empty.returncode == 2 and "the token file is empty" in empty.stderr
+    bad_proxy = start(AQI_API_TOKEN=TOKEN, AQI_TRUSTED_PROXIES="10.0.0.0/8,proxy.internal")
+    assert bad_proxy.returncode == 2
+    assert "AQI_TRUSTED_PROXIES: 'proxy.internal' is not an IP address or network" in bad_proxy.stderr
     insecure = start("--insecure-no-token", "-w", str(tmp_path / "no-such-workspace.yaml"))
     assert insecure.returncode == 2 and "WARNING: --insecure-no-token" in insecure.stderr
 
@@ -388,6 +584,8 @@ def test_the_token_never_reaches_the_logs(server, protected_server):
     logs = server.logs()
     assert "refused POST /graphql (operations: mutation LaunchStationGraph) from 127.0.0.1:" in logs
     assert "refused POST /aqi/login" in logs and "token from AQI_API_TOKEN;" in logs
+    assert "forwarded headers trusted from: none)" in logs
     assert TOKEN not in logs
     protected_logs = protected_server.logs()
     assert "token from AQI_API_TOKEN_FILE=" in protected_logs and FILE_TOKEN not in protected_logs
+    assert "forwarded headers trusted from: 127.0.0.1/32)" in protected_logs
