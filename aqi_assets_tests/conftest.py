@@ -38,3 +38,28 @@ def beijing_dir() -> Path:
     if not BEIJING_DIR.is_dir():
         pytest.skip(f"real Beijing data not found at {BEIJING_DIR}")
     return BEIJING_DIR
+
+
+@pytest.fixture
+def webhook():
+    """A local HTTP server standing in for a Slack webhook: ``(url, received JSON bodies)``."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/aqi", received
+    server.shutdown()

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from aqi_assets.cli.graphql import IN_FLIGHT, ApiError, DagsterApi, tags_dict
 from aqi_assets.cli.runs import duration, iso, retraining_metrics, run_record, tick_metrics
 from aqi_assets.core.config import MODEL_NAMES, parse_config
+from aqi_assets.core.health import HEALTH_SENSOR
 from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -88,6 +89,15 @@ def _instigator_rows(items: list[dict], state_key: str) -> list[dict]:
     return rows
 
 
+def platform_health(api: DagsterApi) -> str:
+    """What ``platform_health_sensor`` finds now (evaluated on the server, launches nothing)."""
+    try:
+        evaluation = api.sensor_dry_run(HEALTH_SENSOR)
+    except ApiError as error:
+        return f"not checked ({error})"
+    return (evaluation.get("error") or {}).get("message") or evaluation.get("skipReason") or "not reported"
+
+
 def status(api: DagsterApi) -> Result:
     repo = api.instigators(tick_limit=1)
     sensors = _instigator_rows(repo["sensors"], "sensorState")
@@ -104,7 +114,9 @@ def status(api: DagsterApi) -> Result:
         champions.append({"model": model, "version": meta.get("to_version"), "action": meta.get("action"),
                           "trigger_type": meta.get("trigger_type"), "since": found[0]["timestamp"] if found else None,
                           "holdout_rmse": meta.get("holdout_rmse"), "holdout_within_20": meta.get("holdout_within_20")})
-    data = {"sensors": sensors, "schedules": schedules, "retrainings_in_flight": in_flight, "champions": champions}
+    health = platform_health(api)
+    data = {"platform_health": health, "sensors": sensors, "schedules": schedules,
+            "retrainings_in_flight": in_flight, "champions": champions}
 
     def instigator_table(rows):
         return tabulate([[r["name"], "on" if r["status"] == "RUNNING" else "off", iso(r["last_tick"]),
@@ -119,7 +131,7 @@ def status(api: DagsterApi) -> Result:
                         iso(c["since"]), _num(c["holdout_rmse"]), _pct(c["holdout_within_20"])] for c in champions],
                       headers=["model", "champion", "last change", "trigger", "since (UTC)", "holdout RMSE",
                                "within ±20 %"])
-    text = (f"\nSensors\n{instigator_table(sensors)}\n\nSchedules\n"
+    text = (f"Platform: {health}\n\nSensors\n{instigator_table(sensors)}\n\nSchedules\n"
             f"{instigator_table(schedules)}\n\nRetrainings queued or running\n{flight}\n\nChampions\n{champs}")
     return _with_server(api, Result(data, text))
 

@@ -94,12 +94,14 @@ def backfill_state(api: DagsterApi, backfill_id: str) -> dict:
 def ingest(api: DagsterApi, first: date, last: date, wait: bool = True, timeout: float = 24 * 3600,
            progress: bool = True):
     """Launch the backfill of ``first``..``last`` and (with ``wait``) follow it to the end."""
-    from aqi_assets.cli.commands import Result
+    from aqi_assets.cli.commands import Result, describe_server
+
+    server = api.server()
 
     days = days_to_ingest(api, first, last)
     backfill_id = launch_backfill(api, days)
-    data = {"backfill_id": backfill_id, "server": api.url, "days": len(days), "first": days[0], "last": days[-1]}
-    head = f"Backfill {backfill_id} of {len(days)} day(s) {days[0]}..{days[-1]} launched on {api.url}"
+    data = {"backfill_id": backfill_id, "server": server, "days": len(days), "first": days[0], "last": days[-1]}
+    head = f"{describe_server(server)}\nBackfill {backfill_id} of {len(days)} day(s) {days[0]}..{days[-1]} launched"
     if not wait:
         return Result(data, head + " (follow it in the UI: Overview → Backfills)")
     bar = _bar(len(days)) if progress else None

@@ -211,7 +211,8 @@ def test_ingest_backfills_a_range_of_days_and_reports_each(platform, capsys):
     first, last = START + timedelta(days=DAYS - 3), START + timedelta(days=DAYS - 1)
     report = cli_json(capsys, "ingest", "--from", first.isoformat(), "--to", last.isoformat(), "--timeout", "300")
     assert (report["days"], report["succeeded"], report["failed"]) == (3, 3, {})
-    assert report["first"] == first.isoformat() and report["server"] == platform.url
+    assert report["first"] == first.isoformat() and report["server"]["url"] == platform.url
+    assert report["server"]["instance"]["home"] == str(platform.home)
     for i in range(3):
         quality = platform.lake.read_json("observation_quality", (first + timedelta(days=i)).isoformat())
         assert quality["fit_for_training"] is True and len(quality["checks"]) == 7

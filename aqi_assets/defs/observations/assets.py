@@ -15,7 +15,7 @@ from aqi_assets.core.sources import SourceError
 from aqi_assets.core.station_graph import build_station_graph
 from aqi_assets.core.validation import CHECK_DESCRIPTIONS, fit_for_training, validate_day
 from aqi_assets.defs.metadata import check_result, image, markdown_table
-from aqi_assets.defs.partitions import daily_partitions
+from aqi_assets.defs.partitions import SOURCE_ERROR, daily_partitions
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 
 QUALITY_DATASET = "observation_quality"
@@ -43,6 +43,8 @@ def column_schema(network: Network) -> dg.TableSchema:
     description=(
         "Every station's hourly rows for one day, exactly as the source delivered them: timestamp, station, "
         "the measurements the network has (canonical units) and any extra columns."
+        + (f"\n\n**The source could not be read when the code location loaded:** {SOURCE_ERROR}" if SOURCE_ERROR
+           else "")
     ),
 )
 def observations(

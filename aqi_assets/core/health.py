@@ -1,0 +1,62 @@
+"""The platform's own health: can the source be read, what it measures; each finding one line.
+
+``platform_health`` is what ``platform_health_sensor`` reports on every tick (and ``aqi-retrain
+status`` shows by evaluating that sensor): problems that stop the loop without stopping the code
+location, such as an ``AQI_SOURCE`` that cannot be read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aqi_assets.core.sources import SourceError, source_from_spec
+
+#: The sensor that reports ``platform_health`` (its name, for clients that evaluate it).
+HEALTH_SENSOR = "platform_health_sensor"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One health finding: ``key`` names the concern (``source``, ...), ``ok`` or a problem, a sentence."""
+
+    key: str
+    ok: bool
+    message: str
+
+
+@dataclass
+class Health:
+    """Every finding of one check, problems first."""
+
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: ``healthy: ...`` or ``PROBLEM: ...`` with every finding."""
+        head = "healthy" if self.ok else f"{len(self.problems)} PROBLEM(S)"
+        ordered = self.problems + [f for f in self.findings if f.ok]
+        return f"{head}: " + "; ".join(f"{f.key}: {f.message}" for f in ordered)
+
+
+def source_finding(spec: str | None = None) -> Finding:
+    """Whether ``AQI_SOURCE`` (or ``spec``) can be read, and what its network measures."""
+    try:
+        source = source_from_spec(spec)
+        network = source.network()
+        last = source.last_day()
+    except (SourceError, OSError, ValueError) as exc:
+        return Finding("source", False, f"cannot read the source: {exc}")
+    days = f"{source.first_day()}..{last}" if last else f"from {source.first_day()}, no complete day yet"
+    return Finding("source", True, f"{source.spec} ({len(source.station_ids())} stations, {days}); "
+                                   f"{network.summary()}")
+
+
+def platform_health(spec: str | None = None) -> Health:
+    return Health([source_finding(spec)])

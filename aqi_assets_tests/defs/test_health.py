@@ -1,0 +1,67 @@
+"""A misconfigured source never stops the code location: it loads, and the error is reported once, clearly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from aqi_assets.core.config_store import next_record, save_record
+from aqi_assets.core.lake import Lake
+from aqi_assets.defs.monitoring.health import platform_health_sensor
+from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def broken_sources(tmp_path) -> dict[str, str]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad_unit = tmp_path / "bad_unit"
+    bad_unit.mkdir()
+    (bad_unit / "obs.csv").write_text("timestamp,station,no2[furlongs]\n2024-01-01 00:00,A,3\n")
+    return {"missing directory": f"csv:{tmp_path / 'nowhere'}", "no files": f"prsa:{empty}",
+            "unknown unit": f"csv:{bad_unit}", "unknown kind": "ftp://example.org/data"}
+
+
+@pytest.mark.parametrize("case", ["missing directory", "unknown unit", "unknown kind"])
+def test_the_code_location_loads_whatever_aqi_source_holds(tmp_path, case):
+    env = {**os.environ, "AQI_SOURCE": broken_sources(tmp_path)[case]}
+    code = ("from aqi_assets.definitions import defs; from aqi_assets.defs.partitions import SOURCE_ERROR;"
+            "print(len(list(defs.assets)), SOURCE_ERROR)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SourceError" in result.stdout and result.stderr.count("Traceback") == 0
+
+
+@pytest.mark.parametrize("case", ["missing directory", "no files", "unknown unit", "unknown kind"])
+def test_health_sensor_names_the_source_problem_and_alerts_once(tmp_path, webhook, case):
+    url, received = webhook
+    lake = Lake(tmp_path / "lake")
+    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url}))
+    resources = {"lake": LakeResource(root=str(lake.root)),
+                 "source": ObservationSourceResource(spec=broken_sources(tmp_path)[case])}
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        first = platform_health_sensor(context)
+        again = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                               cursor=context.cursor))
+    assert isinstance(first, dg.SkipReason) and first.skip_message.startswith("1 PROBLEM(S): source: cannot read")
+    assert again.skip_message == first.skip_message
+    assert len(received) == 1  # alerted once, not on every tick
+    assert received[0]["blocks"][0]["text"]["text"].endswith("platform problem: source")
+    assert "cannot read the source" in received[0]["text"]
+
+
+def test_health_sensor_describes_a_readable_network(tmp_path):
+    spec = "simulated:seed=1,stations=3,start=2024-01-01,end=2024-01-31,columns=pm25+humidity"
+    resources = {"lake": LakeResource(root=str(tmp_path)), "source": ObservationSourceResource(spec=spec)}
+    with dg.instance_for_test() as instance:
+        result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert result.skip_message.startswith("healthy: source: simulated:seed=1")
+    assert "(3 stations, 2024-01-01..2024-01-31); measures pm25, humidity" in result.skip_message
