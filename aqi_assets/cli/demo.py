@@ -129,11 +129,15 @@ class Demo:
 
     def ingest(self, day: date) -> None:
         result = self.execute("ingest_day", partition_key=day.isoformat())
-        failed = [e.asset_check_evaluation_data.check_name for e in result.all_events
-                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
+        evaluations = [e.asset_check_evaluation_data for e in result.all_events
+                       if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
+        failed = [e.check_name for e in evaluations if e.blocking]
+        warned = [e.check_name for e in evaluations if not e.blocking]
         if failed:
             self.tally.day_checks_failed += 1
             self.say(f"{day}: data-quality gate(s) failed: {', '.join(failed)}")
+        if warned:
+            self.say(f"{day}: data-quality warning(s): {', '.join(warned)}")
 
     def setup(self, warmup_days: int) -> date:
         """Warm-up on a fresh platform: config, station graph, a training window of days, first models."""
