@@ -28,7 +28,8 @@ def test_sensors_schedules_and_jobs_are_defined_with_their_defaults():
     assert sensors["data_drift_sensor"].minimum_interval_seconds == 30 * 60
     assert sensors["observations_arrival_sensor"].default_status.value == "STOPPED"
     schedules = {s.name: s.cron_schedule for s in defs.schedules}
-    assert schedules == {"adapt_retraining_schedule": "0 3 * * *", "weekly_retraining_report": "0 6 * * 1"}
+    # both read their cron (schedule.adapt_cron, operations.report_cron) from the config in force on every tick
+    assert schedules == {"adapt_retraining_schedule": "*/5 * * * *", "weekly_retraining_report": "*/5 * * * *"}
     jobs = {j.name for j in defs.jobs}
     assert {"manual_retraining", "ingest_day", "retrain_xgboost", "retrain_lstm", "retrain_gnn",
             "rollback_xgboost", "rollback_lstm", "rollback_gnn", "retraining_report_job"} <= jobs

@@ -10,9 +10,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from aqi_assets.cli.graphql import IN_FLIGHT, ApiError, DagsterApi, tags_dict
+from aqi_assets.cli.graphql import IN_FLIGHT, ApiError, DagsterApi, metadata_dict, tags_dict
 from aqi_assets.cli.runs import duration, iso, retraining_metrics, run_record, tick_metrics
-from aqi_assets.core.config import MODEL_NAMES, parse_config
+from aqi_assets.core.config import DEFAULT_CONFIG, MODEL_NAMES, ConfigError, RetrainingConfig, parse_config
 from aqi_assets.core.health import HEALTH_SENSOR
 from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 
@@ -224,7 +224,7 @@ def history(api: DagsterApi, days: int) -> Result:
             else "FAILED: " + ", ".join(k for k, v in r["gates"].items() if not v))
         p = r["promotion"]
         promotion = f"{_version(p['from_version'])} → {_version(p['to_version'])}" if p else "-"
-        outcome = r["status"] + (f": {r['error'][:60]}" if r["error"] else "")
+        outcome = r["outcome"] + (f": {r['error'][:60]}" if r["error"] else "")
         rows.append([iso(r["created"]), r["run_id"][:8], r["model"] or "-",
                      f"{r['trigger_type']}/{r['severity'] or '-'}", (r["reason"] or "")[:40], outcome,
                      duration(r["duration_seconds"]), gates, promotion])
@@ -242,7 +242,8 @@ def metrics(api: DagsterApi, days: int) -> Result:
         ["trigger-check success rate", _pct(data["trigger_check_success_rate"]),
          f"{data['trigger_checks'] - data['failed_checks']} of {data['trigger_checks']} sensor ticks without error"],
         ["retraining success rate", _pct(data["retraining_success_rate"]),
-         f"{data['successful_runs']} of {data['finished_runs']} finished retraining runs"],
+         f"{data['successful_runs']} of {data['finished_runs']} finished retraining runs ({data['kept_by_gate']} "
+         f"kept the champion at a gate; {data['failed_runs']} failed)"],
         ["average retraining duration", duration(data["average_duration_seconds"]),
          f"over {data['finished_runs']} finished run(s)"],
         ["promotion rate", _pct(data["promotion_rate"]),
@@ -264,11 +265,17 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return changes
 
 
-def config_show(api: DagsterApi) -> Result:
+def _recorded_config(api: DagsterApi) -> tuple[dict, RetrainingConfig, list[dict]]:
+    """The latest ``retraining_config`` materialization's metadata, its config, and the raw entry."""
     found = api.latest_materializations([CONFIG_ASSET])[CONFIG_ASSET]
     meta = found[0]["metadata"] if found else {}
+    return meta, parse_config(meta.get("config")), found
+
+
+def config_show(api: DagsterApi) -> Result:
+    meta, config, found = _recorded_config(api)
     version = meta.get("version", 0)
-    settings = parse_config(meta.get("config")).flat()
+    settings = config.flat()
     recorded = iso(found[0]["timestamp"]) if found else "never changed: built-in defaults"
     rows = [[key, value] for key, value in settings.items()]
     text = f"retraining_config v{version} ({recorded})\n" + tabulate(rows, headers=["setting", "value"])
@@ -280,13 +287,26 @@ def config_set(api: DagsterApi, pairs: list[str], reset: bool, timeout: float) -
     changes = parse_assignments(pairs)
     if not changes and not reset:
         raise ApiError("nothing to set: give key=value pairs (or --reset)", exit_code=2)
+    meta, in_force, _ = _recorded_config(api)
+    try:  # every check that needs no server first: nothing is launched for a change that cannot pass
+        (DEFAULT_CONFIG if reset else in_force).with_overrides(changes)
+    except ConfigError as error:
+        raise ApiError(f"rejected configuration change: {error}; nothing was launched or recorded",
+                       exit_code=2) from error
     job = api.asset_job(CONFIG_ASSET)
     run_config = {"ops": {CONFIG_ASSET: {"config": {"set": changes, "reset": reset}}}}
     run_id = api.launch(job, run_config, asset_selection=[CONFIG_ASSET])
-    run = api.wait_for_run(run_id, timeout=timeout)
-    record = run_record(run, api.run_events([run_id])[run_id])
+    run = api.wait_for_run(run_id, timeout=timeout, poll=0.25)
+    events = api.run_events([run_id])[run_id]
+    record = run_record(run, events)
     if run["status"] != "SUCCESS":
         raise ApiError(record["error"] or f"configuration run {run_id} ended {run['status']}")
+    rejected = next((metadata_dict(e.get("metadataEntries"))["rejected"] for e in events
+                     if e["__typename"] == "ObservationEvent"
+                     and "rejected" in metadata_dict(e.get("metadataEntries"))), None)
+    if rejected:
+        raise ApiError(f"rejected configuration change: {rejected}; nothing was recorded (run {run_id[:8]})",
+                       exit_code=2)
     shown = config_show(api)
     changed = {k: shown.data["settings"].get(k) for k in changes}
     text = (f"retraining_config v{shown.data['version']} recorded (run {run_id[:8]})\n" +

@@ -136,6 +136,10 @@ RUN_EVENTS = """
           assetKey { path }
           metadataEntries { ...Entry }
         }
+        ... on ObservationEvent {
+          assetKey { path }
+          metadataEntries { ...Entry }
+        }
         ... on ExecutionStepFailureEvent {
           stepKey
           error { message }

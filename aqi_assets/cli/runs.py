@@ -8,7 +8,7 @@ from typing import Any
 
 from aqi_assets.cli.graphql import FINISHED, metadata_dict, tags_dict
 from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
+from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 
 
 def iso(timestamp: float | None) -> str:
@@ -80,8 +80,20 @@ def run_record(run: dict, events: list[dict]) -> dict[str, Any]:
         "gates_passed": all(gates.values()) if gates else None,
         "gate_notes": {k: v for k, v in gate_notes.items() if not gates[k]},
         "promotion": promotion,
+        "outcome": _outcome(run, tags, promotion, failed_gates),
         "error": (error or "").strip().splitlines()[0] if error else None,
     }
+
+
+def _outcome(run: dict, tags: dict, promotion: dict | None, failed_gates: list[str]) -> str:
+    """promoted, rolled_back, kept_by_gate, deduplicated, failed, or the run's status."""
+    if tags.get(OUTCOME_TAG):
+        return tags[OUTCOME_TAG]
+    if run["status"] == "FAILURE":
+        return "failed"
+    if promotion:
+        return "promoted" if promotion.get("action") == "promote" else "rolled_back"
+    return "kept_by_gate" if failed_gates else run["status"].lower()
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -89,7 +101,13 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def retraining_metrics(records: list[dict]) -> dict[str, Any]:
-    """Success rate, mean duration and promotion rate of finished retraining runs."""
+    """Success rate, mean duration and promotion rate of finished retraining runs.
+
+    A gate that kept the champion is a success (the platform did its job), counted apart; a
+    deduplicated request is not a retraining and is left out.
+    """
+    deduplicated = [r for r in records if r.get("outcome") == "deduplicated"]
+    records = [r for r in records if r.get("outcome") != "deduplicated"]
     finished = [r for r in records if r["status"] in FINISHED]
     succeeded = [r for r in finished if r["status"] == "SUCCESS"]
     durations = [r["duration_seconds"] for r in finished if r["duration_seconds"] is not None]
@@ -98,6 +116,9 @@ def retraining_metrics(records: list[dict]) -> dict[str, Any]:
         "retraining_runs": len(records),
         "finished_runs": len(finished),
         "successful_runs": len(succeeded),
+        "failed_runs": len(finished) - len(succeeded),
+        "kept_by_gate": sum(1 for r in finished if r.get("outcome") == "kept_by_gate"),
+        "deduplicated_requests": len(deduplicated),
         "retraining_success_rate": _rate(len(succeeded), len(finished)),
         "average_duration_seconds": sum(durations) / len(durations) if durations else None,
         "promotions": len(promoted),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aqi_assets.core.cron import check_cron
 
 MODEL_NAMES: tuple[str, ...] = ("xgboost", "lstm", "gnn")
 
@@ -140,7 +142,9 @@ class ScheduleSettings(_Section):
     grow_factor: float = Field(1.3, gt=1)
     min_days: int = Field(3, ge=1)
     max_days: int = Field(30, ge=1)
-    adapt_cron: str = "0 3 * * *"
+    adapt_cron: str = Field("0 3 * * *", description="when the intervals adapt (retraining_schedule), a cron")
+
+    _cron = field_validator("adapt_cron")(check_cron)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -163,7 +167,9 @@ class OperationsSettings(_Section):
     check_interval_minutes: int = Field(30, ge=1)
     max_concurrent_retrainings: int = Field(1, ge=1)
     retraining_timeout_seconds: int = Field(3600, ge=60)
-    report_cron: str = "0 6 * * 1"
+    report_cron: str = Field("0 6 * * 1", description="when retraining_report is built, a cron")
+
+    _cron = field_validator("report_cron")(check_cron)
     alert_webhook_url: str | None = None
 
 
@@ -179,9 +185,14 @@ class RetrainingConfig(_Section):
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "RetrainingConfig":
-        """A new config with dotted-key edits applied (``{"gates.max_rmse": 22}``), validated."""
+        """A new config with dotted-key edits applied (``{"gates.max_rmse": 22}``), validated.
+
+        ``"null"``, ``"none"`` or ``"~"`` clear an optional setting.
+        """
         data = self.model_dump()
         for key, value in overrides.items():
+            if isinstance(value, str) and value.strip() in _NULLS:
+                value = None
             node = data
             parts = key.split(".")
             for part in parts[:-1]:
@@ -203,6 +214,9 @@ class RetrainingConfig(_Section):
         return out
 
 
+_NULLS = {"null", "none", "None", "~"}
+
+
 def _is_dict_field(path: list[str]) -> bool:
     return path == ["schedule", "days"]
 
@@ -222,7 +236,7 @@ def parse_config(data: dict[str, Any] | None) -> RetrainingConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(field, first["msg"]) from exc
+        raise ConfigError(field, first["msg"].removeprefix("Value error, ")) from exc
 
 
 DEFAULT_CONFIG = RetrainingConfig()

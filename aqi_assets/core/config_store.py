@@ -2,12 +2,15 @@
 
 The ``retraining_config`` asset writes a new version; sensors, checks and reports read
 ``current_config``. An invalid change raises ``ConfigError`` before anything is written, so the
-previous version stays in force.
+previous version stays in force. A stored version that no longer validates (written by an older
+release, edited by hand) is never used: ``config_in_force`` falls back to the newest valid
+version and says so, and the platform keeps running on it.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +20,6 @@ from aqi_assets.core.network import Network
 from aqi_assets.core.settings import lake_root
 
 CONFIG_DATASET = "retraining_config"
-_NULLS = {"null", "none", "None", "~"}
 
 
 def current_record(lake: Lake) -> dict:
@@ -28,9 +30,36 @@ def current_record(lake: Lake) -> dict:
     return record
 
 
+@dataclass(frozen=True)
+class ConfigInForce:
+    """The configuration the platform runs on, its version, and why not the newest (``problem``)."""
+
+    config: RetrainingConfig
+    version: int
+    problem: str | None = None
+
+
+def config_in_force(lake: Lake) -> ConfigInForce:
+    """The newest stored version that validates (the defaults when none does or none is stored)."""
+    record = current_record(lake)
+    try:
+        return ConfigInForce(parse_config(record["config"]), int(record["version"]))
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        problem = f"retraining_config v{record.get('version', '?')} is invalid ({exc})"
+    for older in reversed(history(lake)):
+        if int(older.get("version", 0)) >= int(record.get("version", 0) or 0):
+            continue
+        try:
+            config = parse_config(older["config"])
+        except (ConfigError, KeyError, TypeError, ValueError):
+            continue
+        return ConfigInForce(config, int(older["version"]), f"{problem}; running on v{older['version']}, the last valid one")
+    return ConfigInForce(DEFAULT_CONFIG, 0, f"{problem}; running on the built-in defaults")
+
+
 def current_config(lake: Lake) -> RetrainingConfig:
-    """The configuration in force (the defaults until a change is recorded)."""
-    return parse_config(current_record(lake)["config"])
+    """The configuration in force (the defaults until a change is recorded; never an invalid version)."""
+    return config_in_force(lake).config
 
 
 @functools.cache
@@ -38,12 +67,6 @@ def config_at_load() -> RetrainingConfig:
     """The configuration in force when the code location loaded: what sensor intervals and
     schedule crons are built from (read once per process)."""
     return current_config(Lake(lake_root()))
-
-
-def _coerce(value: Any) -> Any:
-    if isinstance(value, str) and value.strip() in _NULLS:
-        return None
-    return value
 
 
 def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False, network: Network | None = None) -> dict:
@@ -54,14 +77,15 @@ def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False, networ
     ``network`` does not measure. A new target adds a note to review the absolute gates.
     """
     previous = current_record(lake)
-    base = DEFAULT_CONFIG if reset else parse_config(previous["config"])
-    updated: RetrainingConfig = base.with_overrides({k: _coerce(v) for k, v in changes.items()})
+    in_force = config_in_force(lake)
+    base = DEFAULT_CONFIG if reset else in_force.config
+    updated: RetrainingConfig = base.with_overrides(changes)
     if network is not None:
         try:
             network.require_target(updated.training.target)
         except ValueError as exc:
             raise ConfigError("training.target", str(exc)) from exc
-    before, after = parse_config(previous["config"]).flat(), updated.flat()
+    before, after = in_force.config.flat(), updated.flat()
     diff = {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
     notes = []
     if "training.target" in diff and not {"gates.max_rmse", "gates.min_within_20"} & set(diff):

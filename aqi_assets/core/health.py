@@ -1,14 +1,17 @@
-"""The platform's own health: can the source be read, what it measures; each finding one line.
+"""The platform's own health: the source, the configuration in force; each finding one line.
 
 ``platform_health`` is what ``platform_health_sensor`` reports on every tick (and ``aqi-retrain
 status`` shows by evaluating that sensor): problems that stop the loop without stopping the code
-location, such as an ``AQI_SOURCE`` that cannot be read.
+location, such as an ``AQI_SOURCE`` that cannot be read or a stored configuration that no longer
+validates (the platform then runs on the last valid version).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aqi_assets.core.config_store import config_in_force
+from aqi_assets.core.lake import Lake
 from aqi_assets.core.sources import SourceError, source_from_spec
 
 #: The sensor that reports ``platform_health`` (its name, for clients that evaluate it).
@@ -58,5 +61,14 @@ def source_finding(spec: str | None = None) -> Finding:
                                    f"{network.summary()}")
 
 
-def platform_health(spec: str | None = None) -> Health:
-    return Health([source_finding(spec)])
+def config_finding(lake: Lake) -> Finding:
+    """Which ``retraining_config`` version is in force, and whether a newer one had to be passed over."""
+    in_force = config_in_force(lake)
+    if in_force.problem:
+        return Finding("config", False, in_force.problem)
+    version = f"v{in_force.version}" if in_force.version else "the built-in defaults (no change recorded)"
+    return Finding("config", True, f"retraining_config {version} in force")
+
+
+def platform_health(lake: Lake, spec: str | None = None) -> Health:
+    return Health([source_finding(spec), config_finding(lake)])

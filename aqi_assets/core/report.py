@@ -55,10 +55,10 @@ class WeeklyReport:
         lines = [
             f"# Retraining report {self.first} .. {self.last}",
             "",
-            f"- retrainings: **{f['retrainings']}** ({f['succeeded']} succeeded, success rate "
+            f"- retrainings: **{f['retrainings']}** ({f['succeeded']} succeeded, {f['failed']} failed: success rate "
             f"{_pct(f['success_rate'])}), average duration {_secs(f['average_seconds'])}",
             f"- promotions: **{f['promotions']}** (promotion rate {_pct(f['promotion_rate'])}); "
-            f"gates stopped {f['gate_stops']}",
+            f"a gate kept the champion {f['gate_stops']} time(s) (an outcome, not a failure)",
             "- triggers by type: " + (", ".join(f"{k} {v}" for k, v in sorted(f["triggers"].items())) or "none"),
             "",
             "## Per model",
@@ -105,6 +105,7 @@ def build_report(runs: list[RetrainingRun], scores: pd.DataFrame, last: date, we
     figures = {
         "retrainings": retrainings,
         "succeeded": succeeded,
+        "failed": retrainings - succeeded,
         "success_rate": succeeded / retrainings if retrainings else None,
         "average_seconds": statistics.fmean(r.seconds for r in runs) if runs else None,
         "promotions": promotions,
@@ -179,7 +180,7 @@ def _runs_table(runs: list[RetrainingRun]) -> str:
     rows = [{
         "started": pd.Timestamp(r.started, unit="s").strftime("%Y-%m-%d %H:%M"),
         "model": r.model, "trigger": r.trigger_type, "reason": r.reason[:60],
-        "outcome": "promoted" if r.promoted else ("gates: " + ", ".join(r.gates_failed) if r.gates_failed
+        "outcome": "promoted" if r.promoted else ("kept by gate: " + ", ".join(r.gates_failed) if r.gates_failed
                                                   else ("succeeded" if r.succeeded else "failed")),
         "seconds": round(r.seconds, 1), "run": r.run_id[:8],
     } for r in sorted(runs, key=lambda r: r.started)]

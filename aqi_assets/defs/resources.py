@@ -2,6 +2,7 @@
 
 
 import sys
+import time
 from typing import Any
 
 import dagster as dg
@@ -36,11 +37,18 @@ class LakeResource(dg.ConfigurableResource):
         return Lake(self.root or lake_root())
 
 
+RUNS_FOLDER = "runs"
+RUN_COPY_DAYS = 2
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Stores asset values in the lake: DataFrames as Parquet, anything else as JSON.
 
     The dataset is the asset key path; the file is the partition key (``_`` when unpartitioned),
-    so sensors and the backtest read the same files without going through Dagster.
+    so sensors and the backtest read the same files without going through Dagster. An
+    unpartitioned value is also kept under ``<dataset>/runs/<run id>`` for ``RUN_COPY_DAYS``, and
+    a step reads the value its own run produced: two retrainings running at once never read each
+    other's ``training_dataset``.
     """
 
     root: str = Field(default="", description="Directory; empty means $AQI_LAKE_DIR or $DAGSTER_HOME/lake.")
@@ -53,19 +61,35 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def _dataset(key: dg.AssetKey) -> str:
         return "/".join(key.path)
 
+    def _write(self, dataset: str, key: str | None, obj: Any):
+        write = self.lake.write_frame if isinstance(obj, pd.DataFrame) else self.lake.write_json
+        return write(dataset, key, obj)
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
         dataset = self._dataset(context.asset_key)
         key = context.partition_key if context.has_partition_key else None
-        if isinstance(obj, pd.DataFrame):
-            path = self.lake.write_frame(dataset, key, obj)
-        else:
-            path = self.lake.write_json(dataset, key, obj)
+        path = self._write(dataset, key, obj)
+        if key is None and context.run_id:
+            self._write(f"{dataset}/{RUNS_FOLDER}", context.run_id, obj)
+            self._prune(dataset)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+
+    def _prune(self, dataset: str) -> None:
+        folder = self.lake.root / dataset / RUNS_FOLDER
+        cutoff = time.time() - RUN_COPY_DAYS * 86400
+        for path in folder.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
     def load_input(self, context: dg.InputContext) -> Any:
         dataset = self._dataset(context.asset_key)
+        if not context.has_asset_partitions:
+            run_id = context.upstream_output.run_id if context.upstream_output is not None else None
+            copies = f"{dataset}/{RUNS_FOLDER}"
+            if run_id and (self.lake.has(copies, run_id) or self.lake.has(copies, run_id, ".json")):
+                return self._load_one(copies, run_id)
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
         values = [self._load_one(dataset, key) for key in keys]
         if len(values) == 1:

@@ -8,6 +8,12 @@ TRIGGER_TYPE_TAG = "aqi/trigger_type"
 SEVERITY_TAG = "aqi/severity"
 REASON_TAG = "aqi/reason"
 TRIGGER_KEY_TAG = "aqi/trigger_key"
+#: What a retraining run came to: promoted, kept_by_gate (a gate kept the champion), deduplicated.
+OUTCOME_TAG = "aqi/outcome"
+#: The gate that kept the champion (with ``aqi/outcome=kept_by_gate``).
+GATE_TAG = "aqi/gate"
+#: The identical waiting request a deduplicated manual run joined.
+DEDUPLICATED_INTO_TAG = "aqi/deduplicated_into"
 
 
 def trigger_of_run(tags: Mapping[str, str], reason: str = "", severity: str = "") -> dict:

@@ -234,10 +234,15 @@ def test_config_set_changes_what_show_prints_and_rejects_bad_values(platform, ca
     assert line.split() == ["training.window_days", "36"]
     assert cli_json(capsys, "config", "show")["settings"]["gates.min_within_20"] == 0.5
 
+    runs = platform.run_count()
     code, _, err = cli(capsys, "config", "set", "gates.max_rmse=lots")
-    assert code == 1 and "rejected configuration change: gates.max_rmse:" in err and err.count("\n") == 1
+    assert code == 2 and "rejected configuration change: gates.max_rmse:" in err and err.count("\n") == 1
+    assert "nothing was launched or recorded" in err
     code, _, err = cli(capsys, "config", "set", "gates.no_such_gate=3")
-    assert code == 1 and "gates.no_such_gate" in err and "unknown setting" in err
+    assert code == 2 and "gates.no_such_gate" in err and "unknown setting" in err
+    code, _, err = cli(capsys, "config", "set", "operations.report_cron=every monday")
+    assert code == 2 and "operations.report_cron: 'every monday' is not a cron expression" in err
+    assert platform.run_count() == runs  # rejected before anything was launched
     code, _, err = cli(capsys, "config", "set", "gates.max_rmse")
     assert code == 2 and "expected key=value" in err
     assert cli_json(capsys, "config", "show")["version"] == 1  # nothing recorded for the rejected changes

@@ -144,8 +144,10 @@ def test_a_target_the_network_does_not_measure_is_refused_naming_the_field(tmp_p
     with dg.instance_for_test() as instance:
         result = dg.materialize([retraining_config], instance=instance, resources=resources, raise_on_error=False,
                              run_config={"ops": {"retraining_config": {"config": {"set": {"training.target": "no2"}}}}})
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.user_failure_data.description
-    assert "training.target: target 'no2' is not measured by this network (it measures pm25)" in message
+    assert result.success  # a rejected change is an outcome, not a crash
+    assert not result.asset_materializations_for_node("retraining_config")
+    observation = next(e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION")
+    metadata = observation.asset_observation_data.asset_observation.metadata
+    assert metadata["field"].value == "training.target"
+    assert "target 'no2' is not measured by this network (it measures pm25)" in metadata["rejected"].value
     assert lake.read_json("retraining_config") is None  # nothing recorded

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from aqi_assets.core.config_store import next_record, save_record
+from aqi_assets.core.config_store import config_in_force, next_record, save_record
 from aqi_assets.core.lake import Lake
 from aqi_assets.defs.monitoring.health import platform_health_sensor
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
@@ -65,3 +65,28 @@ def test_health_sensor_describes_a_readable_network(tmp_path):
         result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert result.skip_message.startswith("healthy: source: simulated:seed=1")
     assert "(3 stations, 2024-01-01..2024-01-31); measures pm25, humidity" in result.skip_message
+    assert result.skip_message.endswith("config: retraining_config the built-in defaults (no change recorded) in force")
+
+
+def test_a_stored_config_that_no_longer_validates_is_passed_over_said_and_alerted(tmp_path, webhook):
+    url, received = webhook
+    lake = Lake(tmp_path / "lake")
+    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url, "gates.max_rmse": "22"}))
+    broken = next_record(lake, {"gates.max_rmse": "21"})
+    broken["config"]["operations"]["report_cron"] = "every monday"  # edited by hand
+    save_record(lake, broken)
+    in_force = config_in_force(lake)
+    assert (in_force.version, in_force.config.gates.max_rmse) == (1, 22.0)
+    assert "retraining_config v2 is invalid (operations.report_cron: 'every monday' is not a cron" in in_force.problem
+    assert in_force.problem.endswith("running on v1, the last valid one")
+    resources = {"lake": LakeResource(root=str(lake.root)),
+                 "source": ObservationSourceResource(spec="simulated:stations=3,start=2024-01-01,end=2024-01-31")}
+    with dg.instance_for_test() as instance:
+        result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert result.skip_message.startswith("1 PROBLEM(S): config: retraining_config v2 is invalid")
+    assert len(received) == 1 and "running on v1" in received[0]["text"]
+    # the code location still loads on it
+    env = {**os.environ, "AQI_LAKE_DIR": str(lake.root)}
+    loaded = subprocess.run([sys.executable, "-c", "from aqi_assets.definitions import defs; print('ok')"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0 and "ok" in loaded.stdout, loaded.stderr[-2000:]

@@ -95,3 +95,21 @@ def test_station_graph_links_neighbours(tmp_path):
         assert meta["stations"].value == 6 and meta["edges"].value > 0
         graph = Lake(tmp_path / "lake").read_json("station_graph")
         assert len(graph["stations"]) == 6
+
+
+def test_a_run_reads_the_unpartitioned_value_it_produced_itself(tmp_path):
+    """Two retrainings at once: each run's model step reads its own training_dataset, not the other's."""
+    from aqi_assets.defs.resources import RUNS_FOLDER
+
+    manager = LakeIOManager(root=str(tmp_path))
+    key = dg.AssetKey("training_dataset")
+    first, second = pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [2]})
+    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-a"), first)
+    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-b"), second)  # the newer run
+    upstream = dg.build_output_context(asset_key=key, run_id="run-a")
+    own = manager.load_input(dg.build_input_context(asset_key=key, upstream_output=upstream))
+    assert own["x"].tolist() == [1]  # run a still trains on its own window
+    latest = manager.load_input(dg.build_input_context(asset_key=key))
+    assert latest["x"].tolist() == [2]  # everyone else sees the latest
+    assert sorted(p.name for p in (tmp_path / "training_dataset" / RUNS_FOLDER).iterdir()) == \
+        ["run-a.parquet", "run-b.parquet"]

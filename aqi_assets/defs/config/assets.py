@@ -9,6 +9,10 @@ from aqi_assets.core.config_store import next_record, save_record
 from aqi_assets.core.sources import SourceError
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
+from aqi_assets.defs.training.pool import apply_pool_limit
+
+#: The observation key that carries the reason of a rejected change.
+REJECTED = "rejected"
 
 
 class RetrainingConfigChange(dg.Config):
@@ -24,10 +28,15 @@ class RetrainingConfigChange(dg.Config):
 @dg.asset(
     group_name="configuration",
     kinds={"json"},
-    description="Thresholds and schedules in force (one version per materialization; invalid changes are rejected).",
+    output_required=False,
+    description=(
+        "Thresholds and schedules in force: one version per materialization. An invalid change is an expected "
+        "outcome, not a failure: nothing is recorded, the run says why (an observation naming the field) and "
+        "the previous version stays in force."
+    ),
 )
 def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfigChange, lake: LakeResource,
-                      source: ObservationSourceResource) -> dg.MaterializeResult[dict]:
+                      source: ObservationSourceResource):
     store = lake.get()
     network = None
     try:
@@ -37,19 +46,20 @@ def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfi
     try:
         record = next_record(store, config.set, reset=config.reset, network=network)
     except ConfigError as exc:
-        raise dg.Failure(
-            description=f"rejected configuration change: {exc}. The previous configuration stays in force.",
-            metadata={"field": exc.field, "requested": dg.MetadataValue.json(config.set)},
-            allow_retries=False,
-        ) from exc
+        context.log.error(f"rejected configuration change: {exc}. The previous configuration stays in force.")
+        yield dg.AssetObservation(asset_key=context.asset_key, metadata={
+            REJECTED: str(exc), "field": exc.field, "requested": dg.MetadataValue.json(config.set)})
+        return
     save_record(store, record)
+    if apply_pool_limit(context.instance, record["config"]["operations"]["max_concurrent_retrainings"]):
+        context.log.info(f"retraining pool limit set to {record['config']['operations']['max_concurrent_retrainings']}")
     changes = pd.DataFrame(
         [{"setting": k, "from": str(v["from"]), "to": str(v["to"])} for k, v in record["changes"].items()]
     )
     context.log.info(f"retraining_config v{record['version']}: {len(changes)} setting(s) changed")
     for note in record["notes"]:
         context.log.warning(note)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         value=record,
         metadata={
             "version": record["version"],

@@ -2,7 +2,8 @@
 
 Its tick's skip reason is the health summary (``core.health``), which ``aqi-retrain status``
 shows by evaluating the sensor; a problem not seen on the previous tick sends a ``system_error``
-alert once.
+alert once. Each tick also keeps the ``retraining`` pool's limit equal to
+``operations.max_concurrent_retrainings``.
 """
 
 import dagster as dg
@@ -10,7 +11,9 @@ import dagster as dg
 from aqi_assets.core.alerts import Alert
 from aqi_assets.core.health import HEALTH_SENSOR, platform_health
 from aqi_assets.defs.monitoring.alerting import alert, dump_cursor, load_cursor
+from aqi_assets.core.config_store import current_config
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
+from aqi_assets.defs.training.pool import apply_pool_limit
 
 @dg.sensor(
     name=HEALTH_SENSOR,
@@ -21,7 +24,9 @@ from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 )
 def platform_health_sensor(context: dg.SensorEvaluationContext, source: ObservationSourceResource,
                            lake: LakeResource):
-    health = platform_health(source.spec or None)
+    store = lake.get()
+    health = platform_health(store, source.spec or None)
+    apply_pool_limit(context.instance, current_config(store).operations.max_concurrent_retrainings)
     seen = set(load_cursor(context.cursor).get("problems", []))
     for finding in health.problems:
         if finding.message not in seen:

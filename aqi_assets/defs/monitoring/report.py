@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.config_store import config_at_load
 from aqi_assets.core.datasets import latest_observed_day
 from aqi_assets.core.plots import png_markdown
 from aqi_assets.core.report import RetrainingRun, build_report
+from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource
-from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
+from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
 
 REPORTS_FOLDER = "reports"
 _EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
@@ -32,6 +32,8 @@ def retraining_runs(instance: dg.DagsterInstance, since: datetime) -> list[Retra
     runs = []
     for record in records:
         run = record.dagster_run
+        if run.tags.get(OUTCOME_TAG) == "deduplicated":  # a request answered by another run, not a retraining
+            continue
         failed, promoted = [], False
         for entry in instance.all_logs(run.run_id, of_type=_EVENTS):
             event = entry.dagster_event
@@ -93,10 +95,8 @@ retraining_report_job = dg.define_asset_job(
     description="Build the weekly retraining report.",
 )
 
-weekly_retraining_report = dg.ScheduleDefinition(
-    name="weekly_retraining_report",
-    job=retraining_report_job,
-    cron_schedule=config_at_load().operations.report_cron,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Monday 06:00 by default (operations.report_cron): the weekly retraining report.",
+weekly_retraining_report = configured_cron_schedule(
+    "weekly_retraining_report", retraining_report_job, "operations.report_cron", lambda c: c.operations.report_cron,
+    "The weekly retraining report when operations.report_cron fires (Monday 06:00 UTC by default; read from "
+    "the configuration in force on every tick).",
 )

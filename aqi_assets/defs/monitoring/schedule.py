@@ -5,10 +5,11 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core.config_store import config_at_load, current_config
+from aqi_assets.core.config_store import current_config
 from aqi_assets.core.datasets import latest_observed_day
 from aqi_assets.core.monitoring import adapt_schedule
 from aqi_assets.defs.metadata import markdown_table
+from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource
 
 
@@ -39,10 +40,8 @@ adapt_schedule_job = dg.define_asset_job(
     description="Recompute each model's retraining interval from its performance score.",
 )
 
-adapt_retraining_schedule = dg.ScheduleDefinition(
-    name="adapt_retraining_schedule",
-    job=adapt_schedule_job,
-    cron_schedule=config_at_load().schedule.adapt_cron,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily (03:00 by default, schedule.adapt_cron): adapt the retraining intervals.",
+adapt_retraining_schedule = configured_cron_schedule(
+    "adapt_retraining_schedule", adapt_schedule_job, "schedule.adapt_cron", lambda c: c.schedule.adapt_cron,
+    "Adapt the retraining intervals when schedule.adapt_cron fires (daily 03:00 UTC by default; "
+    "read from the configuration in force on every tick).",
 )

@@ -12,7 +12,7 @@ from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error, dump_c
 from aqi_assets.defs.monitoring.performance import ingest_day
 from aqi_assets.defs.monitoring.runs import requests_for, retrainings_in_flight
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
-from aqi_assets.defs.training.models import RETRAINING_JOBS, manual_retraining
+from aqi_assets.defs.training.jobs import RETRAINING_JOBS, manual_retraining
 
 #: How often triggers are checked (operations.check_interval_minutes of the config in force at load).
 CHECK_INTERVAL_SECONDS = 60 * config_at_load().operations.check_interval_minutes
