@@ -1,4 +1,9 @@
-"""Logging a candidate to MLflow: params, metrics, trigger tags, the model, and its new version."""
+"""Logging a candidate to MLflow: params, metrics, trigger tags, the model, and its new version.
+
+Every retraining run carries ``run_type`` (``retraining``) and its trigger's type, reason and
+severity as params and tags, the model's and the training settings' params, the holdout metrics
+(the champion's beside them) and ``training_duration_seconds``.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +39,15 @@ def log_candidate(candidate: Candidate, settings: TrainingSettings, tags: dict[s
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=f"{candidate.model}-candidate", nested=nested) as run:
         mlflow.set_tags({**tags, "aqi/model": candidate.model, "aqi/trained_through": candidate.trained_through.isoformat()})
-        mlflow.log_params({**_flat("hp.", candidate.forecaster.params()),
+        mlflow.log_params({"run_type": "retraining",
+                           **{f"trigger_{k.split('/')[-1]}": v[:500] for k, v in tags.items() if k.startswith("aqi/")},
+                           **_flat("hp.", candidate.forecaster.params()),
                            **_flat("training.", settings.model_dump())})
         metrics = _flat("holdout_", candidate.metrics)
         if candidate.champion_metrics:
             metrics.update(_flat("champion_holdout_", candidate.champion_metrics))
-        metrics.update({"train_seconds": candidate.train_seconds, "train_cpu_seconds": candidate.train_cpu_seconds})
+        metrics.update({"training_duration_seconds": candidate.train_seconds,
+                        "train_cpu_seconds": candidate.train_cpu_seconds})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not isinstance(v, str)})
         mlflow.log_dict(candidate.record(), "candidate.json")
         info = log_forecaster(candidate.forecaster, input_example=input_example(candidate),

@@ -80,6 +80,11 @@ def test_good_candidate_is_promoted_and_recorded(platform):
     record = lake.read_json("xgboost_model")
     assert record["metrics"]["rmse"] < record["metrics"]["persistence_rmse"]
     assert record["trigger"]["trigger_type"] == "drift"
+    tracked = resources["mlflow_registry"].client().get_run(record["mlflow_run_id"]).data
+    assert tracked.params["run_type"] == "retraining"
+    assert (tracked.params["trigger_trigger_type"], tracked.params["trigger_severity"], tracked.params["trigger_reason"]) \
+        == ("drift", "critical", "test drift")
+    assert 0 < tracked.metrics["training_duration_seconds"] < 300
 
 
 def test_bad_candidate_fails_its_gate_and_leaves_the_champion(platform):
@@ -269,5 +274,6 @@ def test_a_manual_request_launched_with_config_only_gets_its_tags_and_an_identic
     tags = instance.get_run_by_id(result.run_id).tags
     assert (tags["aqi/model"], tags["aqi/reason"], tags["aqi/severity"]) == ("lstm", "duplicate check", "low")
     assert tags["aqi/outcome"] == "deduplicated" and tags["aqi/deduplicated_into"] == waiting.run_id
-    assert not result.asset_materializations_for_node("train_models")  # nothing trained twice
+    materialized = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert not materialized  # nothing trained twice: the run stopped after its first step
     instance.delete_run(waiting.run_id)

@@ -1,4 +1,5 @@
-"""``training_dataset``: the latest training window of observations that passed their gates."""
+"""``training_dataset``: the latest training window of observations that passed their gates (and, as the
+first step of a manual retraining, where a request is tagged and deduplicated)."""
 
 import dagster as dg
 import pandas as pd
@@ -7,18 +8,22 @@ from aqi_assets.core.config_store import current_config
 from aqi_assets.core.datasets import training_window
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource
+from aqi_assets.defs.training.manual import answered_elsewhere
 
 
 @dg.asset(
     group_name="training",
     kinds={"pandas", "parquet"},
     deps=["observations"],
+    output_required=False,
     description=(
         "The latest `training.window_days` days of stored observations up to the newest day; "
         "days whose blocking quality checks failed are left out and listed."
     ),
 )
-def training_dataset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[pd.DataFrame]:
+def training_dataset(context: dg.AssetExecutionContext, lake: LakeResource):
+    if answered_elsewhere(context):
+        return  # a manual request already waiting answers this one: nothing downstream runs
     store = lake.get()
     settings = current_config(store).training
     frame, report = training_window(store, settings.window_days)
@@ -36,7 +41,7 @@ def training_dataset(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     excluded = pd.DataFrame(
         [{"day": d.isoformat(), "failed checks": ", ".join(c)} for d, c in sorted(report.days_excluded.items())]
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         value=frame,
         metadata={
             "dagster/row_count": len(frame),

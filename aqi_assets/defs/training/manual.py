@@ -1,10 +1,11 @@
 """Manual retraining requests, however they were launched (UI Launchpad, GraphQL, ``aqi-retrain trigger``).
 
-A ``manual_retraining`` run names its model, reason and severity in its config only. Its
-training step first writes them onto the run as ``aqi/*`` tags (so ``history``, ``status`` and
-the UI show them like a sensor's), then deduplicates: when an identical request (same model,
-reason and severity) was created earlier and was still waiting when this one arrived, that run
-answers both; this run ends at once, tagged ``aqi/outcome=deduplicated`` with the run it joined.
+A ``manual_retraining`` run names its model, reason and severity in its config only. Its first
+step (``training_dataset``) writes them onto the run as ``aqi/*`` tags (so ``history``,
+``status`` and the UI show them like a sensor's), then deduplicates: when an identical request
+(same model, reason and severity) was created earlier and was still waiting when this one
+arrived, that run answers both; this run ends after that one step, tagged
+``aqi/outcome=deduplicated`` with the run it joined.
 Requests that differ are separate retrainings, one after another as the ``retraining`` pool
 allows. A request whose twin failed is not deduplicated: nothing is lost.
 """
@@ -49,13 +50,14 @@ def twin_waiting_before(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str
     return None
 
 
-def handle_manual_request(context: dg.AssetExecutionContext, model: str, reason: str, severity: str) -> bool:
-    """Tag the run with its request; ``True`` when an identical waiting request already answers it."""
-    severity = severity or "medium"
-    tags = {MODEL_TAG: model, REASON_TAG: reason[:200], SEVERITY_TAG: severity, TRIGGER_TYPE_TAG: "manual"}
-    context.instance.add_run_tags(context.run_id, {k: v for k, v in tags.items() if context.run.tags.get(k) != v})
+def answered_elsewhere(context: dg.AssetExecutionContext) -> bool:
+    """For a ``manual_retraining`` run: tag it with its request; ``True`` when an identical waiting
+    request already answers it (then the run stops here). Any other run: ``False``."""
     if context.run.job_name != MANUAL_JOB:
         return False
+    model, reason, severity = request_of(context.run.run_config or {})
+    tags = {MODEL_TAG: model, REASON_TAG: reason[:200], SEVERITY_TAG: severity, TRIGGER_TYPE_TAG: "manual"}
+    context.instance.add_run_tags(context.run_id, {k: v for k, v in tags.items() if context.run.tags.get(k) != v})
     twin = twin_waiting_before(context.instance, context.run)
     if twin is None:
         return False

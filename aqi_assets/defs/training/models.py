@@ -32,7 +32,6 @@ from aqi_assets.defs.executor import model_step_tags
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import MlflowUnavailable, UnreachableTracking
 from aqi_assets.defs.run_tags import trigger_of_run
-from aqi_assets.defs.training.manual import handle_manual_request
 from aqi_assets.defs.training.pool import RETRAINING_POOL
 
 MODEL_KINDS = {"xgboost": "xgboost", "lstm": "pytorch", "gnn": "pytorch"}
@@ -178,8 +177,6 @@ def train_models(context: dg.AssetExecutionContext, config: ModelTrainingConfig,
                  station_graph: dict):
     selected = [m for m in MODEL_NAMES if model_key(m) in context.selected_asset_keys]
     if config.model:
-        if handle_manual_request(context, config.model, config.reason, config.severity):
-            return  # an identical request waiting before this one answers it
         selected = [m for m in selected if m == config.model]
     if isinstance(context.resources.mlflow, UnreachableTracking):
         try:

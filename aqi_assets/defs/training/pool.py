@@ -1,7 +1,7 @@
 """The ``retraining`` concurrency pool: the model steps' pool, its limit following the configuration.
 
-The instance enforces pools per run (``granularity: run`` in deploy/dagster.yaml): a run that
-trains a model waits in the queue until the pool has room. Its limit is
+The instance enforces the pool per step (``granularity: op`` in deploy/dagster.yaml): a model
+step waits until the pool has room, so at most that many models train at once. Its limit is
 ``operations.max_concurrent_retrainings``, set through Dagster's concurrency API whenever the
 configuration is recorded and re-checked by ``platform_health_sensor`` every minute.
 """
