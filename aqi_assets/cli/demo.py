@@ -33,6 +33,7 @@ from aqi_assets.core.monitoring import FEATURE_STATS
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.settings import lake_root
 from aqi_assets.core.sources import source_from_spec
+from aqi_assets.defs.run_tags import TRIGGER_SENSORS
 
 #: Settings the demo puts in force (through ``retraining_config``): small models on a 28-day
 #: window, so a retraining takes seconds. The simulated city is noisier hour to hour than Beijing
@@ -45,7 +46,6 @@ DEMO_SETTINGS: dict[str, str] = {
     "training.holdout_days": "4",
     "gates.min_within_20": "0.6",
 }
-SENSORS = ("performance_degradation_sensor", "data_drift_sensor", "scheduled_retraining_sensor")
 STATE_DATASET = "demo_state"
 #: Runs log to the instance (visible in the UI), not to the terminal, where the progress bar is.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -158,7 +158,7 @@ class Demo:
 
     def tick(self) -> None:
         """Evaluate each retraining sensor once and run what it requests (each run key once)."""
-        for name in SENSORS:
+        for name in TRIGGER_SENSORS:
             sensor = self.defs.get_sensor_def(name)
             resources = {key: self.defs.resources[key] for key in sensor.required_resource_keys}
             context = dg.build_sensor_context(instance=self.instance, cursor=self.state["cursors"].get(name),

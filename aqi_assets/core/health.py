@@ -16,6 +16,8 @@ from aqi_assets.core.sources import SourceError, source_from_spec
 
 #: The sensor that reports ``platform_health`` (its name, for clients that evaluate it).
 HEALTH_SENSOR = "platform_health_sensor"
+#: The lake record of the latest check.
+HEALTH_DATASET = "platform_health"
 
 
 @dataclass(frozen=True)
@@ -70,5 +72,35 @@ def config_finding(lake: Lake) -> Finding:
     return Finding("config", True, f"retraining_config {version} in force")
 
 
-def platform_health(lake: Lake, spec: str | None = None) -> Health:
-    return Health([source_finding(spec), config_finding(lake)])
+#: A daemon whose last heartbeat is older than this is not healthy.
+STALE_HEARTBEAT_SECONDS = 180
+
+
+def daemon_finding(heartbeats: dict[str, float], now: float, up_since: float | None = None) -> Finding:
+    """Whether every Dagster daemon (``type -> last heartbeat``, unix seconds) beats, and for how long."""
+    if not heartbeats:
+        return Finding("daemon", True, "no daemon heartbeat recorded (checked outside the daemon)")
+    stale = {kind: now - beat for kind, beat in heartbeats.items() if now - beat > STALE_HEARTBEAT_SECONDS}
+    if stale:
+        silent = ", ".join(f"{kind} silent for {age:.0f} s" for kind, age in sorted(stale.items()))
+        return Finding("daemon", False, f"{len(stale)} of {len(heartbeats)} daemons not healthy: {silent}")
+    uptime = f", up for {format_duration(now - up_since)}" if up_since is not None else ""
+    return Finding("daemon", True, f"{len(heartbeats)} daemons healthy{uptime}")
+
+
+def format_duration(seconds: float) -> str:
+    """``3 d 4 h``, ``5 h 12 min`` or ``7 min``."""
+    minutes = int(seconds // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def platform_health(lake: Lake, spec: str | None = None, heartbeats: dict[str, float] | None = None,
+                    now: float | None = None, up_since: float | None = None) -> Health:
+    """Every finding: the source, the configuration in force, and (given heartbeats) the daemons."""
+    findings = [source_finding(spec), config_finding(lake)]
+    if heartbeats is not None:
+        findings.append(daemon_finding(heartbeats, now, up_since))
+    return Health(findings)

@@ -60,6 +60,9 @@ class WeeklyReport:
             f"- promotions: **{f['promotions']}** (promotion rate {_pct(f['promotion_rate'])}); "
             f"a gate kept the champion {f['gate_stops']} time(s) (an outcome, not a failure)",
             "- triggers by type: " + (", ".join(f"{k} {v}" for k, v in sorted(f["triggers"].items())) or "none"),
+            f"- platform: trigger checks {_pct(f['trigger_check_success_rate'])} without error "
+            f"({f['trigger_checks']} sensor ticks); daemon up "
+            + ("n/a" if f["uptime_hours"] is None else f"{f['uptime_hours']:.1f} h"),
             "",
             "## Per model",
             "",
@@ -95,9 +98,15 @@ class WeeklyReport:
         return figure_png(fig)
 
 
-def build_report(runs: list[RetrainingRun], scores: pd.DataFrame, last: date, weeks_plotted: int = 8
-                 ) -> WeeklyReport:
-    """The report of the week ending ``last`` from that week's ``runs`` and the stored daily scores."""
+def build_report(runs: list[RetrainingRun], scores: pd.DataFrame, last: date, platform: dict | None = None,
+                 weeks_plotted: int = 8) -> WeeklyReport:
+    """The report of the week ending ``last`` from that week's ``runs`` and the stored daily scores.
+
+    ``platform``: ``trigger_checks``, ``failed_trigger_checks`` (sensor ticks of the week) and
+    ``uptime_hours`` (since the daemon started), when known.
+    """
+    platform = platform or {}
+    checks, failed_checks = platform.get("trigger_checks", 0), platform.get("failed_trigger_checks", 0)
     first = last - timedelta(days=6)
     retrainings = len(runs)
     succeeded = sum(r.succeeded for r in runs)
@@ -112,6 +121,9 @@ def build_report(runs: list[RetrainingRun], scores: pd.DataFrame, last: date, we
         "promotion_rate": promotions / retrainings if retrainings else None,
         "gate_stops": sum(bool(r.gates_failed) for r in runs),
         "triggers": dict(Counter(r.trigger_type for r in runs)),
+        "trigger_checks": checks,
+        "trigger_check_success_rate": (checks - failed_checks) / checks if checks else None,
+        "uptime_hours": platform.get("uptime_hours"),
     }
     trend, daily = _trend(scores, first, last, weeks_plotted)
     report = WeeklyReport(first=first, last=last, runs=runs, trend=trend, daily=daily, figures=figures)

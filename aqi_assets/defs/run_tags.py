@@ -2,6 +2,9 @@
 
 from collections.abc import Mapping
 
+#: The sensors whose ticks are the platform's trigger checks.
+TRIGGER_SENSORS: tuple[str, ...] = ("performance_degradation_sensor", "data_drift_sensor", "scheduled_retraining_sensor")
+
 RETRAINING_TAG = "aqi/retraining"
 MODEL_TAG = "aqi/model"
 TRIGGER_TYPE_TAG = "aqi/trigger_type"

@@ -29,15 +29,16 @@ def run(model: str, trigger: str, succeeded: bool, seconds: float, promoted=Fals
 def test_figures_trend_and_advice():
     runs = [
         run("xgboost", "drift", True, 30, promoted=True),
-        run("lstm", "drift", False, 10, gates=["accuracy_within_limit"]),
-        run("gnn", "drift", False, 20, gates=["accuracy_within_limit"]),
+        run("lstm", "drift", True, 10, gates=["accuracy_within_limit"]),  # a gate kept the champion: a success
+        run("gnn", "drift", True, 20, gates=["accuracy_within_limit"]),
         run("xgboost", "schedule", False, 40),
     ]
     frame = pd.DataFrame(scores("xgboost", 10.0, 9.0) + scores("lstm", 13.2, 10.0) + scores("gnn", 11.0, 11.0))
-    report = build_report(runs, frame, LAST)
+    report = build_report(runs, frame, LAST, {"trigger_checks": 200, "failed_trigger_checks": 2, "uptime_hours": 71.5})
     f = report.figures
-    assert (f["retrainings"], f["succeeded"], f["promotions"], f["gate_stops"]) == (4, 1, 1, 2)
-    assert f["success_rate"] == 0.25 and f["promotion_rate"] == 0.25 and f["average_seconds"] == 25
+    assert (f["retrainings"], f["succeeded"], f["failed"], f["promotions"], f["gate_stops"]) == (4, 3, 1, 1, 2)
+    assert f["success_rate"] == 0.75 and f["promotion_rate"] == 0.25 and f["average_seconds"] == 25
+    assert f["trigger_check_success_rate"] == 0.99 and f["uptime_hours"] == 71.5
     assert f["triggers"] == {"drift": 3, "schedule": 1}
     trend = report.trend.set_index("model")
     assert trend.loc["lstm", "RMSE this week"] == 13.2 and round(trend.loc["lstm", "change"], 2) == 0.32
@@ -47,7 +48,10 @@ def test_figures_trend_and_advice():
     assert "lstm: the champion is worse than persistence" in advice  # 13.2 > 12.0
     assert "xgboost: live RMSE rose" not in advice  # +11 %, but it was retrained this week
     text = report.markdown("PLOT")
-    assert "retrainings: **4**" in text and "## Live RMSE" in text and "PLOT" in text
+    assert "retrainings: **4** (3 succeeded, 1 failed: success rate 75%)" in text
+    assert "a gate kept the champion 2 time(s) (an outcome, not a failure)" in text
+    assert "platform: trigger checks 99% without error (200 sensor ticks); daemon up 71.5 h" in text
+    assert "## Live RMSE" in text and "PLOT" in text
     assert report.plot_png()[:4] == b"\x89PNG"
 
 

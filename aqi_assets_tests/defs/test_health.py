@@ -65,7 +65,8 @@ def test_health_sensor_describes_a_readable_network(tmp_path):
         result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert result.skip_message.startswith("healthy: source: simulated:seed=1")
     assert "(3 stations, 2024-01-01..2024-01-31); measures pm25, humidity" in result.skip_message
-    assert result.skip_message.endswith("config: retraining_config the built-in defaults (no change recorded) in force")
+    assert "config: retraining_config the built-in defaults (no change recorded) in force; daemon: no daemon " \
+        "heartbeat recorded (checked outside the daemon)" in result.skip_message
 
 
 def test_a_stored_config_that_no_longer_validates_is_passed_over_said_and_alerted(tmp_path, webhook):
@@ -90,3 +91,31 @@ def test_a_stored_config_that_no_longer_validates_is_passed_over_said_and_alerte
     loaded = subprocess.run([sys.executable, "-c", "from aqi_assets.definitions import defs; print('ok')"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=300)
     assert loaded.returncode == 0 and "ok" in loaded.stdout, loaded.stderr[-2000:]
+
+
+def test_a_silent_daemon_is_a_problem_and_a_beating_one_reports_its_uptime(tmp_path, webhook):
+    import time
+
+    from dagster._daemon.types import DaemonHeartbeat
+
+    url, received = webhook
+    lake = Lake(tmp_path / "lake")
+    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url}))
+    resources = {"lake": LakeResource(root=str(lake.root)),
+                 "source": ObservationSourceResource(spec="simulated:stations=3,start=2024-01-01,end=2024-01-31")}
+    now = time.time()
+    with dg.instance_for_test() as instance:
+        for kind, age in (("SENSOR", 5), ("SCHEDULER", 5), ("QUEUED_RUN_COORDINATOR", 600)):
+            instance.add_daemon_heartbeat(DaemonHeartbeat(now - age, kind, "daemon-1", None))
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        result = platform_health_sensor(context)
+        assert result.skip_message.startswith("1 PROBLEM(S): daemon: 1 of 3 daemons not healthy: "
+                                              "QUEUED_RUN_COORDINATOR silent for 600 s")
+        assert len(received) == 1 and received[0]["blocks"][0]["text"]["text"].endswith("platform problem: daemon")
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "QUEUED_RUN_COORDINATOR", "daemon-1", None))
+        healthy = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                                 cursor=context.cursor))
+    assert healthy.skip_message.startswith("healthy:") and "daemon: 3 daemons healthy, up for 0 min" in \
+        healthy.skip_message
+    record = lake.read_json("platform_health")
+    assert record["ok"] is True and record["daemon_up_since"] <= time.time()

@@ -10,7 +10,8 @@ from aqi_assets.core.plots import png_markdown
 from aqi_assets.core.report import RetrainingRun, build_report
 from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource
-from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
+from aqi_assets.core.health import HEALTH_DATASET
+from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_SENSORS, TRIGGER_TYPE_TAG
 
 REPORTS_FOLDER = "reports"
 _EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
@@ -52,6 +53,23 @@ def retraining_runs(instance: dg.DagsterInstance, since: datetime) -> list[Retra
     return runs
 
 
+def platform_figures(instance: dg.DagsterInstance, lake, since: datetime) -> dict:
+    """The week's trigger checks (sensor ticks without error / all) and the daemon's uptime."""
+    after = since.timestamp()
+    total = failed = 0
+    for state in instance.all_instigator_state(instigator_type=dg.InstigatorType.SENSOR):
+        if state.name not in TRIGGER_SENSORS:
+            continue
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+        done = [t for t in ticks if t.status != dg.TickStatus.STARTED]
+        total += len(done)
+        failed += sum(1 for t in done if t.status == dg.TickStatus.FAILURE)
+    health = lake.read_json(HEALTH_DATASET) or {}
+    up_since = health.get("daemon_up_since")
+    return {"trigger_checks": total, "failed_trigger_checks": failed,
+            "uptime_hours": (datetime.now(timezone.utc).timestamp() - up_since) / 3600 if up_since else None}
+
+
 @dg.asset(
     group_name="monitoring",
     kinds={"markdown"},
@@ -67,7 +85,7 @@ def retraining_report(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     last = latest_observed_day(store) or since.date()
     days = store.days("model_performance")
     scores = store.read_days("model_performance", days) if days else None
-    report = build_report(runs, scores, last)
+    report = build_report(runs, scores, last, platform_figures(context.instance, store, since))
     png = report.plot_png()
     folder = store.root / REPORTS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,6 +104,9 @@ def retraining_report(context: dg.AssetExecutionContext, lake: LakeResource) -> 
             "retrainings": figures["retrainings"],
             "promotions": figures["promotions"],
             "success_rate": figures["success_rate"] if figures["success_rate"] is not None else "n/a",
+            "trigger_check_success_rate": figures["trigger_check_success_rate"]
+            if figures["trigger_check_success_rate"] is not None else "n/a",
+            "uptime_hours": round(figures["uptime_hours"], 1) if figures["uptime_hours"] is not None else "n/a",
         },
     )
 
