@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from aqi_assets.core.config import MODEL_NAMES
 from aqi_assets.core.datasets import latest_observed_day
@@ -57,13 +58,13 @@ def platform_figures(instance: dg.DagsterInstance, lake, since: datetime) -> dic
     """The week's trigger checks (sensor ticks without error / all) and the daemon's uptime."""
     after = since.timestamp()
     total = failed = 0
-    for state in instance.all_instigator_state(instigator_type=dg.InstigatorType.SENSOR):
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         if state.name not in TRIGGER_SENSORS:
             continue
         ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
-        done = [t for t in ticks if t.status != dg.TickStatus.STARTED]
+        done = [t for t in ticks if t.status != TickStatus.STARTED]
         total += len(done)
-        failed += sum(1 for t in done if t.status == dg.TickStatus.FAILURE)
+        failed += sum(1 for t in done if t.status == TickStatus.FAILURE)
     health = lake.read_json(HEALTH_DATASET) or {}
     up_since = health.get("daemon_up_since")
     return {"trigger_checks": total, "failed_trigger_checks": failed,
