@@ -35,10 +35,17 @@ validate: install
 demo: install
 	$(BIN)/aqi-retrain demo $(DEMO_ARGS)
 
-# The instance's storage is created before the webserver and daemon start side by side.
+# The instance's storage is created before the webserver and daemon start side by side; the MLflow
+# UI serves the same store on MLFLOW_UI_PORT (the links on the model assets point there).
+MLFLOW_UI_PORT ?= 5000
 dev: install
 	$(BIN)/python -c "import dagster as dg; dg.DagsterInstance.get().get_runs(limit=1)"
-	$(BIN)/dagster dev -w workspace.yaml
+	mkdir -p $(DAGSTER_HOME)/mlflow
+	$(BIN)/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(DAGSTER_HOME)/mlflow/mlflow.db}" \
+	  --host 127.0.0.1 --port $(MLFLOW_UI_PORT) > $(DAGSTER_HOME)/mlflow-ui.log 2>&1 & mlflow=$$!; \
+	  trap 'kill $$mlflow 2>/dev/null' EXIT INT TERM; \
+	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_UI_PORT) (log: $(DAGSTER_HOME)/mlflow-ui.log)"; \
+	  AQI_MLFLOW_UI_URL=$${AQI_MLFLOW_UI_URL:-http://127.0.0.1:$(MLFLOW_UI_PORT)} $(BIN)/dagster dev -w workspace.yaml
 
 bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load
 

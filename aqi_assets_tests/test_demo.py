@@ -47,6 +47,21 @@ def test_demo_replays_days_retrains_on_drift_and_continues(home):
         drift_runs = instance.get_runs(filters=dg.RunsFilter(tags={"aqi/trigger_type": "drift"}))
         assert {r.job_name for r in drift_runs} == {"retrain_xgboost", "retrain_lstm", "retrain_gnn"}
         assert all(r.tags["aqi/retraining"] == "true" and "S0002" in r.tags["aqi/reason"] for r in drift_runs)
+        assert {r.tags.get("dagster/sensor_name") for r in drift_runs} == {"data_drift_sensor"}
+        # the weekly report, through its schedule at Monday 06:00 (2024-05-06)
+        report = instance.get_latest_materialization_event(dg.AssetKey("retraining_report"))
+        assert report is not None and "live RMSE" in report.asset_materialization.metadata["report"].value
+        report_run = instance.get_run_by_id(report.run_id)
+        assert report_run.tags["dagster/schedule_name"] == "weekly_retraining_report"
+        assert report_run.tags["aqi/scheduled_for"] == "2024-05-06T06:00"
+        for model in ("xgboost", "lstm", "gnn"):
+            trained = instance.get_latest_materialization_event(dg.AssetKey(f"{model}_model"))
+            links = trained.asset_materialization.metadata
+            assert links["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+            promotions = instance.fetch_materializations(dg.AssetKey(f"{model}_promotion"), limit=100).records
+            history = promotions[0].asset_materialization.metadata["history"].value
+            assert len(history.records) == len(promotions)  # one row per change of the serving version
+    assert "weekly reports built          1 (2024-05-06 06:00)" in out
     assert (home / "mlflow" / "mlflow.db").exists()
 
     second = demo(home, "--days", "2")  # a new `make demo` continues where the last one stopped

@@ -14,6 +14,7 @@ from aqi_assets.cli.graphql import IN_FLIGHT, ApiError, DagsterApi, metadata_dic
 from aqi_assets.cli.runs import duration, iso, retraining_metrics, run_record, tick_metrics
 from aqi_assets.core.config import DEFAULT_CONFIG, MODEL_NAMES, ConfigError, RetrainingConfig, parse_config
 from aqi_assets.core.health import HEALTH_SENSOR
+from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -144,7 +145,7 @@ def check(api: DagsterApi) -> Result:
     results = []
     for sensor in filter(is_trigger_sensor, repo["sensors"]):
         cursor = (sensor["sensorState"].get("typeSpecificData") or {}).get("lastCursor")
-        evaluation = api.sensor_dry_run(sensor["name"], cursor)
+        evaluation = api.sensor_dry_run(sensor["name"], without_last_check(cursor))  # checked now, whatever the interval
         requests = [{"job": r["jobName"], "run_key": r["runKey"], **{
             k.split("/", 1)[1]: v for k, v in tags_dict(r).items() if k.startswith("aqi/")}}
             for r in evaluation.get("runRequests") or []]
@@ -231,6 +232,16 @@ def history(api: DagsterApi, days: int) -> Result:
     table = tabulate(rows, headers=["created (UTC)", "run", "model", "trigger", "reason", "outcome", "duration",
                                     "gates", "promotion"]) if rows else "no retraining runs"
     return Result({"days": days, "runs": records}, f"Retraining runs of the last {days} day(s)\n{table}")
+
+
+def promotion_history(api: DagsterApi, model: str) -> Result:
+    """Every change of ``model``'s serving version (newest first), from its promotion asset's ``history``."""
+    validate_model(model)
+    latest = api.latest_materializations([f"{model}_promotion"]).get(f"{model}_promotion") or []
+    changes = latest[0]["metadata"].get("history", []) if latest else []
+    text = tabulate(changes, headers="keys") if changes else f"{model}: no promotion recorded yet"
+    return Result({"model": model, "changes": changes},
+                  f"Serving versions of aqi_predictor_{model}, newest first\n{text}")
 
 
 def metrics(api: DagsterApi, days: int) -> Result:

@@ -42,6 +42,9 @@ def add_control_parsers(commands) -> None:
     history = commands.add_parser("history", parents=[common],
                                   help="retraining runs: trigger, outcome, gates, promotion")
     history.add_argument("--days", type=int, default=30, help="look back this many days (default 30)")
+    history.add_argument("--model", help="with --promotions: xgboost, lstm or gnn")
+    history.add_argument("--promotions", action="store_true",
+                         help="every change of the model's serving version (from → to, trigger, reason, RMSE)")
 
     config = commands.add_parser("config", help="show or change the retraining configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -90,6 +93,10 @@ def run_control_command(args: argparse.Namespace) -> int:
             result = commands.check(api)
         elif args.command == "trigger":
             result = commands.trigger(api, args.model, args.reason, args.severity, args.wait, args.timeout)
+        elif args.command == "history" and args.promotions:
+            if not args.model:
+                raise ApiError("history --promotions needs --model (xgboost, lstm or gnn)")
+            result = commands.promotion_history(api, args.model)
         elif args.command == "history":
             result = commands.history(api, args.days)
         elif args.command == "metrics":

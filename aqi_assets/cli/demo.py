@@ -19,7 +19,7 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
@@ -33,6 +33,9 @@ from aqi_assets.core.monitoring import FEATURE_STATS
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.settings import lake_root
 from aqi_assets.core.sources import source_from_spec
+from aqi_assets.core.cron import ticks_between
+from aqi_assets.defs.monitoring.cadence import CONFIGURED_CRONS, TICK_MINUTES
+from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.run_tags import TRIGGER_SENSORS
 
 #: Settings the demo puts in force (through ``retraining_config``): small models on a 28-day
@@ -47,6 +50,7 @@ DEMO_SETTINGS: dict[str, str] = {
     "gates.min_within_20": "0.6",
 }
 STATE_DATASET = "demo_state"
+ADAPT_SCHEDULE, REPORT_SCHEDULE = "adapt_retraining_schedule", "weekly_retraining_report"
 #: Runs log to the instance (visible in the UI), not to the terminal, where the progress bar is.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -63,6 +67,7 @@ class Tally:
     gates_failed: int = 0
     promotions: int = 0
     day_checks_failed: int = 0
+    reports: list = field(default_factory=list)
 
 
 class Demo:
@@ -107,7 +112,8 @@ class Demo:
         promoted = result.asset_materializations_for_node(f"{model}_promotion")
         self.tally.promotions += len(promoted)
         self.tally.failed_runs += not result.success
-        trained = result.asset_materializations_for_node(f"{model}_model")
+        trained = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()
+                   if e.asset_key == dg.AssetKey(f"{model}_model")]
         figures = ""
         if trained:
             meta = trained[0].metadata
@@ -156,13 +162,34 @@ class Demo:
                                               "aqi/model": model})
         return days[-1]
 
+    def run_schedules(self, day: date, names: tuple[str, ...]) -> None:
+        """Evaluate each schedule of ``names`` when its configured cron fires in the day after ``day``
+        (when ``day``'s data is complete) and run what it requests, tagged as the daemon tags it."""
+        config = current_config(self.lake)
+        for name in names:
+            setting, cron_of = CONFIGURED_CRONS[name]
+            start = datetime.combine(day + timedelta(days=1), datetime.min.time())
+            for fire in ticks_between(cron_of(config), start, start + timedelta(days=1)):
+                schedule = self.defs.get_schedule_def(name)
+                at = fire + timedelta(minutes=-fire.minute % TICK_MINUTES)
+                resources = {key: self.defs.resources[key] for key in schedule.required_resource_keys}
+                context = dg.build_schedule_context(instance=self.instance, resources=resources,
+                                                    scheduled_execution_time=at.replace(tzinfo=timezone.utc))
+                request = schedule.evaluate_tick(context).run_requests
+                for r in request or []:
+                    result = self.execute(schedule.job_name, tags={**r.tags, "dagster/schedule_name": name})
+                    if name == REPORT_SCHEDULE and result.success:
+                        self.tally.reports.append(f"{at:%Y-%m-%d %H:%M}")
+                        self.say(f"{day}: weekly retraining_report built by {name} ({setting} = '{cron_of(config)}')")
+
     def tick(self) -> None:
         """Evaluate each retraining sensor once and run what it requests (each run key once)."""
         for name in TRIGGER_SENSORS:
             sensor = self.defs.get_sensor_def(name)
             resources = {key: self.defs.resources[key] for key in sensor.required_resource_keys}
-            context = dg.build_sensor_context(instance=self.instance, cursor=self.state["cursors"].get(name),
-                                              resources=resources, sensor_name=name)
+            # each replayed day is a later check: the check interval has passed
+            context = dg.build_sensor_context(instance=self.instance, resources=resources, sensor_name=name,
+                                              cursor=without_last_check(self.state["cursors"].get(name)))
             result = sensor(context)
             self.state["cursors"][name] = context.cursor
             for request in result if isinstance(result, list) else []:
@@ -170,15 +197,16 @@ class Demo:
                     continue
                 self.state["run_keys"].append(request.run_key)
                 self.tally.triggers[request.tags.get("aqi/trigger_type", "?")] += 1
-                self.retrain(request.job_name, dict(request.tags))
+                self.retrain(request.job_name, {**request.tags, "dagster/sensor_name": name})
 
     def replay(self, days: list[date]) -> None:
         bar = tqdm(days, desc="replay", unit="day")
         for day in bar:
             bar.set_postfix_str(f"{day} · retrainings {self.tally.retrainings} · promotions {self.tally.promotions}")
             self.ingest(day)
-            self.materialize(["retraining_schedule"])
+            self.run_schedules(day, (ADAPT_SCHEDULE,))
             self.tick()
+            self.run_schedules(day, (REPORT_SCHEDULE,))
             self.tally.days.append(day)
             self.lake.write_json(STATE_DATASET, None, self.state)
 
@@ -221,6 +249,7 @@ class Demo:
             ["promotions", t.promotions],
             ["runs failed", t.failed_runs],
             ["days with a failed data gate", t.day_checks_failed],
+            ["weekly reports built", f"{len(t.reports)} ({', '.join(t.reports)})" if t.reports else "none"],
             ["wall time", f"{seconds / 60:.1f} min"],
         ]
         rmse = tabulate(self.rmse_table(), headers=["model", "before the drift", "after: model trained before it",

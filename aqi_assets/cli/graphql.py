@@ -160,6 +160,7 @@ fragment Entry on MetadataEntry {
   ... on JsonMetadataEntry { jsonString }
   ... on MarkdownMetadataEntry { mdStr }
   ... on BoolMetadataEntry { boolValue }
+  ... on TableMetadataEntry { table { records } }
 }"""
 
 LATEST_MATERIALIZATIONS = """
@@ -182,6 +183,9 @@ def metadata_dict(entries: list[dict]) -> dict[str, Any]:
     for entry in entries or []:
         if "jsonString" in entry:
             out[entry["label"]] = json.loads(entry["jsonString"])
+            continue
+        if "table" in entry:
+            out[entry["label"]] = [json.loads(record) for record in entry["table"]["records"]]
             continue
         for field in ("text", "floatValue", "intValue", "mdStr", "boolValue"):
             if field in entry:

@@ -162,8 +162,9 @@ class ScheduleSettings(_Section):
 
 
 class OperationsSettings(_Section):
-    """How often triggers are checked, how many retrainings run, how long one may take."""
+    """Whether and how often triggers are checked, how many retrainings run, how long one may take."""
 
+    automated_retraining: bool = Field(True, description="false stops every automatic trigger; manual ones still work")
     check_interval_minutes: int = Field(30, ge=1)
     max_concurrent_retrainings: int = Field(1, ge=1)
     retraining_timeout_seconds: int = Field(3600, ge=60)

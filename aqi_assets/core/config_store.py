@@ -9,7 +9,6 @@ version and says so, and the platform keeps running on it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 from aqi_assets.core.config import DEFAULT_CONFIG, ConfigError, RetrainingConfig, parse_config
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.network import Network
-from aqi_assets.core.settings import lake_root
 
 CONFIG_DATASET = "retraining_config"
 
@@ -60,13 +58,6 @@ def config_in_force(lake: Lake) -> ConfigInForce:
 def current_config(lake: Lake) -> RetrainingConfig:
     """The configuration in force (the defaults until a change is recorded; never an invalid version)."""
     return config_in_force(lake).config
-
-
-@functools.cache
-def config_at_load() -> RetrainingConfig:
-    """The configuration in force when the code location loaded: what sensor intervals and
-    schedule crons are built from (read once per process)."""
-    return current_config(Lake(lake_root()))
 
 
 def next_record(lake: Lake, changes: dict[str, Any], reset: bool = False, network: Network | None = None) -> dict:

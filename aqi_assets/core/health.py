@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from aqi_assets.core.config_store import config_in_force
 from aqi_assets.core.lake import Lake
+from aqi_assets.core.settings import automation_off_reason
 from aqi_assets.core.sources import SourceError, source_from_spec
 
 #: The sensor that reports ``platform_health`` (its name, for clients that evaluate it).
@@ -72,6 +73,13 @@ def config_finding(lake: Lake) -> Finding:
     return Finding("config", True, f"retraining_config {version} in force")
 
 
+def automation_finding(lake: Lake) -> Finding:
+    """Whether the trigger sensors may request retraining (the environment and config switches)."""
+    off = automation_off_reason(config_in_force(lake).config.operations.automated_retraining)
+    return Finding("automation", True, f"{off}; manual retraining still works" if off
+                   else "automated retraining on (drift, performance, schedule)")
+
+
 #: A daemon whose last heartbeat is older than this is not healthy.
 STALE_HEARTBEAT_SECONDS = 180
 
@@ -99,8 +107,8 @@ def format_duration(seconds: float) -> str:
 
 def platform_health(lake: Lake, spec: str | None = None, heartbeats: dict[str, float] | None = None,
                     now: float | None = None, up_since: float | None = None) -> Health:
-    """Every finding: the source, the configuration in force, and (given heartbeats) the daemons."""
-    findings = [source_finding(spec), config_finding(lake)]
+    """Every finding: the source, the configuration in force, automation, and (given heartbeats) the daemons."""
+    findings = [source_finding(spec), config_finding(lake), automation_finding(lake)]
     if heartbeats is not None:
         findings.append(daemon_finding(heartbeats, now, up_since))
     return Health(findings)

@@ -8,7 +8,7 @@ is passed in and returned, never hidden.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -124,8 +124,9 @@ def adapt_schedule(lake: Lake, config: RetrainingConfig, today: date) -> dict:
         trained = last_trained_on(lake, model)
         models[model] = {
             "configured_days": configured, "previous_interval_days": current, "interval_days": interval,
-            "score": score, "last_trained_on": trained.isoformat() if trained else None,
+            "score": score, "performance_weight": score, "last_trained_on": trained.isoformat() if trained else None,
             "next_due": (trained + timedelta(days=interval)).isoformat() if trained else today.isoformat(),
+            "last_updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
     return {"as_of": today.isoformat(), "models": models}
 

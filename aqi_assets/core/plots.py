@@ -40,15 +40,29 @@ def day_profile_png(frame: pd.DataFrame, column: str, title: str, max_lines: int
     return figure_png(fig)
 
 
-def series_png(series: dict[str, pd.Series], title: str, ylabel: str = "") -> bytes:
-    """Several named series against a shared x axis."""
-    fig, ax = plt.subplots(figsize=(6.5, 2.6))
-    for name, values in series.items():
-        ax.plot(values.index, values.to_numpy(), lw=1.2, label=name, marker="." if len(values) < 40 else None)
+def promotion_history_png(scores: pd.DataFrame, changes: list[dict], title: str) -> bytes:
+    """The serving champion's daily live RMSE (persistence beside it), each change of version marked.
+
+    ``scores``: ``date``, ``rmse``, ``persistence_rmse`` (one model's ``model_performance`` rows);
+    ``changes``: ``serving_since`` (the first data day served), ``to_version``, ``action``.
+    """
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    if len(scores):
+        days = pd.to_datetime(scores["date"])
+        ax.plot(days, scores["rmse"].to_numpy(float), lw=1.2, label="champion live RMSE")
+        ax.plot(days, scores["persistence_rmse"].to_numpy(float), lw=0.8, color="grey", alpha=0.7,
+                label="persistence")
+    for change in changes:
+        if not change.get("serving_since"):
+            continue
+        when = pd.Timestamp(change["serving_since"])
+        colour = "tab:red" if change.get("action") == "rollback" else "tab:green"
+        ax.axvline(when, color=colour, ls="--", lw=1)
+        ax.annotate(f"v{change['to_version']}", (when, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                    color=colour, ha="left", va="top")
     ax.set_title(title, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_ylabel("RMSE", fontsize=8)
     ax.tick_params(labelsize=7)
-    if series:
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return figure_png(fig)

@@ -76,6 +76,8 @@ class PromotionRecord:
     metrics: dict = field(default_factory=dict)
     at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     dagster_run_id: str | None = None
+    #: the first data day the new version serves
+    serving_since: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +144,7 @@ def _move_champion(client: MlflowClient, model: str, to_version: str, action: st
         model=model, registered_model=name, action=action,
         from_version=str(current.version) if current else None, to_version=str(to_version),
         trigger_type=trigger_type, reason=reason, metrics=metrics, at=now, dagster_run_id=run_id,
+        serving_since=serving_since,
     )
 
 

@@ -7,6 +7,7 @@
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$DAGSTER_HOME/mlflow/mlflow.db`` (embedded) |
 | ``AQI_MLFLOW_ARTIFACTS`` | ``$DAGSTER_HOME/mlflow/artifacts`` (artifact root of new experiments) |
 | ``AQI_MLFLOW_EXPERIMENT`` | ``aqi_retraining`` |
+| ``AQI_MLFLOW_UI_URL`` | ``http://127.0.0.1:5000`` (the MLflow UI ``make dev`` starts) — links in asset metadata |
 """
 
 from __future__ import annotations
@@ -43,3 +44,29 @@ def mlflow_artifact_root() -> str:
 
 def mlflow_experiment() -> str:
     return os.environ.get("AQI_MLFLOW_EXPERIMENT") or DEFAULT_EXPERIMENT
+
+
+def mlflow_ui_url() -> str:
+    return (os.environ.get("AQI_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/")
+
+
+def mlflow_run_url(experiment_id: str, run_id: str) -> str:
+    return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def mlflow_version_url(registered_model: str, version: str) -> str:
+    return f"{mlflow_ui_url()}/#/models/{registered_model}/versions/{version}"
+
+
+#: Environment switch that stops every automatic trigger (manual retraining still works).
+AUTOMATION_ENV = "AQI_AUTOMATED_RETRAINING_ENABLED"
+
+
+def automation_off_reason(enabled_in_config: bool = True) -> str | None:
+    """Why automatic retraining is off (``AQI_AUTOMATED_RETRAINING_ENABLED`` or the config switch), or None."""
+    value = os.environ.get(AUTOMATION_ENV, "").strip().lower()
+    if value in {"0", "false", "no", "off"}:
+        return f"automated retraining is off ({AUTOMATION_ENV}={os.environ[AUTOMATION_ENV].strip()})"
+    if not enabled_in_config:
+        return "automated retraining is off (operations.automated_retraining = false)"
+    return None

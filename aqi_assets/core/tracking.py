@@ -33,7 +33,7 @@ def input_example(candidate: Candidate) -> pd.DataFrame:
 def log_candidate(candidate: Candidate, settings: TrainingSettings, tags: dict[str, str]) -> dict:
     """Log the candidate in a (nested, when a run is active) MLflow run and register a version.
 
-    Returns ``{"mlflow_run_id", "version", "model_uri", "registered_model"}``.
+    Returns ``{"mlflow_run_id", "mlflow_experiment_id", "version", "model_uri", "registered_model"}``.
     """
     name = registered_model_name(candidate.model)
     nested = mlflow.active_run() is not None
@@ -59,5 +59,5 @@ def log_candidate(candidate: Candidate, settings: TrainingSettings, tags: dict[s
     for key in ("aqi/trigger_type", "aqi/reason", "dagster_run_id"):
         if key in tags:
             client.set_model_version_tag(name, version, key.replace("/", "."), tags[key][:250])
-    return {"mlflow_run_id": run.info.run_id, "version": version,
+    return {"mlflow_run_id": run.info.run_id, "mlflow_experiment_id": run.info.experiment_id, "version": version,
             "model_uri": f"models:/{name}/{version}", "registered_model": name}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -304,7 +305,16 @@ def test_manual_trigger_runs_to_success_and_is_in_history(platform, capsys):
     assert record["promotion"]["to_version"] == "1" and record["gates_passed"] is True
     code, text, _ = cli(capsys, "history")
     assert code == 0 and run["run_id"][:8] in text and "cli test: sensor replaced" in text
-    assert "SUCCESS" in text and "4/4 passed" in text and "none → v1" in text
+    assert "promoted" in text and "4/4 passed" in text and "none → v1" in text
+
+    changes = cli_json(capsys, "history", "--model", "xgboost", "--promotions")["changes"]
+    assert [(c["from"], c["to"], c["action"], c["trigger"], c["reason"]) for c in changes] == [
+        ("-", "v1", "promote", "manual", "cli test: sensor replaced")]
+    assert 0 < changes[0]["holdout RMSE"] < 100 and re.fullmatch(r"\d{4}-\d\d-\d\d", changes[0]["serves from"])
+    code, text, _ = cli(capsys, "history", "--model", "xgboost", "--promotions")
+    assert code == 0 and "Serving versions of aqi_predictor_xgboost" in text and "cli test: sensor replaced" in text
+    code, _, err = cli(capsys, "history", "--promotions")
+    assert code != 0 and "needs --model" in err
 
 
 def test_status_lists_sensors_schedules_and_the_champion(platform, capsys):
@@ -315,6 +325,7 @@ def test_status_lists_sensors_schedules_and_the_champion(platform, capsys):
     assert sensors["observations_arrival_sensor"]["status"] == "STOPPED"
     assert "adapt_retraining_schedule" in {s["name"] for s in report["schedules"]}
     assert report["retrainings_in_flight"] == []
+    assert "automation: automated retraining on" in report["platform_health"]
     champions = {c["model"]: c for c in report["champions"]}
     assert champions["xgboost"]["version"] == "1" and champions["xgboost"]["trigger_type"] == "manual"
     assert 0 < champions["xgboost"]["holdout_rmse"] < 100
@@ -347,3 +358,62 @@ def test_rollback_without_a_previous_champion_fails_clearly(platform, capsys):
     assert "rollback_xgboost: run" in out and "FAILURE" in out
     assert "no previous_champion to roll back to" in out
     assert cli_json(capsys, "status")["champions"][0]["version"] == "1"
+
+
+def test_manual_retraining_submitted_by_a_graphql_client_with_run_config_only_is_in_history(platform, capsys):
+    """``DagsterGraphQLClient.submit_job_execution`` with run config and no tags: the run still carries
+    its model, reason and severity (tagged in its first step), so history and status show them."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    host, port = platform.url.removeprefix("http://").split(":")
+    client = DagsterGraphQLClient(host, port_number=int(port), headers={"Authorization": f"Bearer {TOKEN}"})
+    run_id = client.submit_job_execution("manual_retraining", run_config={
+        "model": "lstm", "reason": "graphql client: new sensor firmware", "severity": "critical"})
+    assert DagsterApi().wait_for_run(run_id, timeout=420)["status"] == "SUCCESS"
+    record = next(r for r in cli_json(capsys, "history", "--days", "1")["runs"] if r["run_id"] == run_id)
+    assert (record["model"], record["trigger_type"], record["severity"], record["reason"]) == (
+        "lstm", "manual", "critical", "graphql client: new sensor firmware")
+    with dg.DagsterInstance.from_config(str(platform.home)) as instance:
+        tags = instance.get_run_by_id(run_id).tags
+    assert (tags["aqi/model"], tags["aqi/severity"], tags["aqi/reason"]) == (
+        "lstm", "critical", "graphql client: new sensor firmware")
+    code, text, _ = cli(capsys, "history")
+    assert code == 0 and run_id[:8] in text and "manual/critical" in text and "graphql client: new sensor" in text
+
+
+def _sensor_ticks(platform: Platform, name: str, after: float) -> list:
+    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+    with dg.DagsterInstance.from_config(str(platform.home)) as instance:
+        state = next(s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name)
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+    return sorted((t for t in ticks if t.status != TickStatus.STARTED), key=lambda t: t.timestamp)
+
+
+def _wait_for_tick(platform: Platform, name: str, after: float, matches, seconds: float = 180):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [t for t in _sensor_ticks(platform, name, after) if matches(t.skip_reason or "")]
+        if found:
+            return found[0]
+        time.sleep(2)
+    raise AssertionError(f"no tick of {name} after {after} matched within {seconds} s: "
+                         f"{[t.skip_reason for t in _sensor_ticks(platform, name, after)]}")
+
+
+def test_check_interval_and_pool_limit_changes_apply_on_the_running_daemon(platform, capsys):
+    """The daemon ticks the trigger sensors every 30 s; each checks only when
+    operations.check_interval_minutes has passed. Changing it (and max_concurrent_retrainings)
+    with `config set` applies at the next tick: no reload, no restart."""
+    sensor = "performance_degradation_sensor"
+    waiting = _wait_for_tick(platform, sensor, 0, lambda reason: reason.startswith("next check at"))
+    assert "operations.check_interval_minutes = 30" in waiting.skip_reason
+    changed_at = time.time()
+    cli_json(capsys, "config", "set", "operations.check_interval_minutes=1", "operations.max_concurrent_retrainings=2")
+    with dg.DagsterInstance.from_config(str(platform.home)) as instance:
+        assert instance.event_log_storage.get_concurrency_info("retraining").slot_count == 2
+    checked = _wait_for_tick(platform, sensor, changed_at, lambda reason: not reason.startswith("next check"))
+    assert "automated retraining is off" not in (checked.skip_reason or "")
+    after = _wait_for_tick(platform, sensor, checked.timestamp, lambda reason: reason.startswith("next check"))
+    assert "operations.check_interval_minutes = 1" in after.skip_reason
+    cli_json(capsys, "config", "set", "operations.check_interval_minutes=30", "operations.max_concurrent_retrainings=1")

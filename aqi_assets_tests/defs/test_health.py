@@ -65,8 +65,19 @@ def test_health_sensor_describes_a_readable_network(tmp_path):
         result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert result.skip_message.startswith("healthy: source: simulated:seed=1")
     assert "(3 stations, 2024-01-01..2024-01-31); measures pm25, humidity" in result.skip_message
-    assert "config: retraining_config the built-in defaults (no change recorded) in force; daemon: no daemon " \
-        "heartbeat recorded (checked outside the daemon)" in result.skip_message
+    assert "config: retraining_config the built-in defaults (no change recorded) in force; automation: automated " \
+        "retraining on (drift, performance, schedule); daemon: no daemon heartbeat recorded (checked outside the " \
+        "daemon)" in result.skip_message
+
+
+def test_health_shows_automated_retraining_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("AQI_AUTOMATED_RETRAINING_ENABLED", "false")
+    resources = {"lake": LakeResource(root=str(tmp_path)),
+                 "source": ObservationSourceResource(spec="simulated:stations=3,start=2024-01-01,end=2024-01-31")}
+    with dg.instance_for_test() as instance:
+        result = platform_health_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert "automation: automated retraining is off (AQI_AUTOMATED_RETRAINING_ENABLED=false); manual retraining " \
+        "still works" in result.skip_message
 
 
 def test_a_stored_config_that_no_longer_validates_is_passed_over_said_and_alerted(tmp_path, webhook):

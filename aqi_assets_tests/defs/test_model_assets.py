@@ -85,6 +85,12 @@ def test_good_candidate_is_promoted_and_recorded(platform):
     assert (tracked.params["trigger_trigger_type"], tracked.params["trigger_severity"], tracked.params["trigger_reason"]) \
         == ("drift", "critical", "test drift")
     assert 0 < tracked.metrics["training_duration_seconds"] < 300
+    model_meta = result.asset_materializations_for_node("train_models")[0].metadata
+    assert model_meta["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert model_meta["mlflow_run"].value.endswith(f"/runs/{record['mlflow_run_id']}")
+    assert model_meta["mlflow_model_version"].value == \
+        f"http://127.0.0.1:5000/#/models/aqi_predictor_xgboost/versions/{record['version']}"
+    assert model_meta["holdout_rmse"].value == round(record["metrics"]["rmse"], 3)
 
 
 def test_bad_candidate_fails_its_gate_and_leaves_the_champion(platform):
@@ -277,3 +283,18 @@ def test_a_manual_request_launched_with_config_only_gets_its_tags_and_an_identic
     materialized = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert not materialized  # nothing trained twice: the run stopped after its first step
     instance.delete_run(waiting.run_id)
+
+
+def test_every_promotion_carries_the_history_of_the_serving_version(platform):
+    instance, resources, _ = platform
+    latest = instance.fetch_materializations(dg.AssetKey("xgboost_promotion"), limit=1).records[0]
+    meta = latest.asset_materialization.metadata
+    table = meta["history"].value
+    count = len(instance.fetch_materializations(dg.AssetKey("xgboost_promotion"), limit=100).records)
+    assert len(table.records) == count  # one row per change of the serving version, this one first
+    assert [c.name for c in table.schema.columns] == ["serves from", "changed at (UTC)", "from", "to", "action",
+                                                       "trigger", "reason", "holdout RMSE"]
+    newest, oldest = table.records[0].data, table.records[-1].data
+    assert newest["to"] == f"v{meta['to_version'].value}" and newest["action"] == meta["action"].value
+    assert oldest["from"] == "-" and oldest["action"] == "promote" and oldest["trigger"] == "drift"
+    assert "data:image/png;base64," in meta["live_rmse"].value

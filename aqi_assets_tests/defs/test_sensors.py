@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import numpy as np
@@ -20,10 +18,12 @@ from aqi_assets.core.monitoring import check_drift
 from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
 from aqi_assets.defs.monitoring.sensors import (
     data_drift_sensor,
+    retraining_failure_alert,
     observations_arrival_sensor,
     performance_degradation_sensor,
     scheduled_retraining_sensor,
 )
+from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 
 SERVING_SINCE = date(2024, 3, 1)
@@ -57,30 +57,6 @@ def evaluate(sensor, instance, lake, cursor=None, **resources):
     return sensor(context), context
 
 
-class Webhook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Webhook.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    server = HTTPServer(("127.0.0.1", 0), Webhook)
-    Webhook.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/aqi", Webhook.received
-    server.shutdown()
-
-
 def test_degraded_history_requests_a_tagged_retraining_and_alerts(tmp_path, webhook):
     url, received = webhook
     lake = Lake(tmp_path)
@@ -99,8 +75,8 @@ def test_degraded_history_requests_a_tagged_retraining_and_alerts(tmp_path, webh
         assert request.run_key.startswith("performance/xgboost/")
         assert request.tags["dagster/max_runtime"] == "3600"
         # the cursor remembers the trigger: the next tick over the same scores is quiet (cooldown)
-        again, _ = evaluate(performance_degradation_sensor, instance, lake, cursor=context.cursor)
-        assert isinstance(again, dg.SkipReason)
+        again, _ = evaluate(performance_degradation_sensor, instance, lake, cursor=without_last_check(context.cursor))
+        assert isinstance(again, dg.SkipReason) and "next check" not in again.skip_message
     assert len(received) == 1
     assert received[0]["metadata"]["event_type"] == "aqi_critical_degradation"
     assert "xgboost live error degraded" in received[0]["text"]
@@ -195,3 +171,85 @@ def test_schedule_due_after_interval(tmp_path):
         assert [r.job_name for r in result] == ["retrain_xgboost"]
         assert result[0].tags["aqi/trigger_type"] == "schedule"
         assert result[0].run_key == "schedule/xgboost/2024-01-20..2024-01-20"
+
+
+def test_check_interval_is_read_from_the_config_in_force_on_every_tick(tmp_path, monkeypatch):
+    """A check happens when operations.check_interval_minutes has passed since the last one; a
+    change of the setting applies at the next tick (no reload)."""
+    import aqi_assets.defs.monitoring.interval as interval
+
+    lake = Lake(tmp_path)
+    store_scores(lake, performance_rows("xgboost", 28, recent_factor=1.0))
+    clock = [1_000_000.0]
+    monkeypatch.setattr(interval.time, "time", lambda: clock[0])
+    with dg.instance_for_test() as instance:
+        first, context = evaluate(performance_degradation_sensor, instance, lake)
+        assert "next check" not in first.skip_message and json.loads(context.cursor)["last_check"] == clock[0]
+        clock[0] += 10 * 60
+        waiting, _ = evaluate(performance_degradation_sensor, instance, lake, cursor=context.cursor)
+        assert waiting.skip_message.startswith("next check at") and "check_interval_minutes = 30" in waiting.skip_message
+        save_record(lake, next_record(lake, {"operations.check_interval_minutes": 5}))
+        checked, later = evaluate(performance_degradation_sensor, instance, lake, cursor=context.cursor)
+        assert "next check" not in checked.skip_message and json.loads(later.cursor)["last_check"] == clock[0]
+
+
+@pytest.mark.parametrize("switch", ["env", "config"])
+def test_automated_retraining_off_stops_every_trigger_sensor(tmp_path, monkeypatch, switch):
+    lake = Lake(tmp_path)
+    store_scores(lake, performance_rows("xgboost", 28, recent_factor=1.4, recent_days=14))  # would trigger
+    if switch == "env":
+        monkeypatch.setenv("AQI_AUTOMATED_RETRAINING_ENABLED", "false")
+        why = "AQI_AUTOMATED_RETRAINING_ENABLED=false"
+    else:
+        save_record(lake, next_record(lake, {"operations.automated_retraining": False}))
+        why = "operations.automated_retraining = false"
+    with dg.instance_for_test() as instance:
+        for sensor in (performance_degradation_sensor, data_drift_sensor, scheduled_retraining_sensor):
+            result, context = evaluate(sensor, instance, lake)
+            assert isinstance(result, dg.SkipReason), sensor.name
+            assert why in result.skip_message and "manual retraining still works" in result.skip_message
+            assert context.cursor is None  # nothing was checked, so nothing is remembered
+        monkeypatch.delenv("AQI_AUTOMATED_RETRAINING_ENABLED", raising=False)
+        if switch == "config":
+            save_record(lake, next_record(lake, {"operations.automated_retraining": True}))
+        result, _ = evaluate(performance_degradation_sensor, instance, lake)
+        assert [r.job_name for r in result] == ["retrain_xgboost"]
+
+
+def test_drift_retraining_failure_and_sensor_error_alerts_reach_the_webhook(tmp_path, webhook):
+    """The alert kinds of the trigger side, each posted to a real local webhook (system_error: test_health)."""
+    url, received = webhook
+    shift = date(2024, 4, 20)
+    source = SimulatedSource(seed=3, n_stations=12, start=date(2024, 3, 1), end=date(2024, 5, 1),
+                             scenarios=[DriftScenario("sensor_recalibration", shift, station="S0005")])
+    lake = Lake(tmp_path / "lake")
+    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url}))
+    sketches(lake, source, date(2024, 3, 1), shift + timedelta(days=1))
+    with dg.instance_for_test() as instance:
+        result, _ = evaluate(data_drift_sensor, instance, lake)
+        assert isinstance(result, list) and result
+        # a sensor that cannot read its source fails its tick and says so
+        with pytest.raises(Exception):
+            evaluate(observations_arrival_sensor, instance, lake,
+                     source=ObservationSourceResource(spec=f"csv:{tmp_path / 'no_such_dir'}"))
+        # a retraining run that fails
+        @dg.op
+        def broken():
+            raise RuntimeError("disk full while writing the candidate")
+
+        @dg.job(name="retrain_xgboost", tags={"aqi/model": "xgboost", "aqi/trigger_type": "drift"})
+        def failing():
+            broken()
+
+        run = failing.execute_in_process(instance=instance, raise_on_error=False)
+        failure = next(e for e in run.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="retraining_failure_alert", dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(run.run_id), dagster_event=failure).for_run_failure()
+        retraining_failure_alert(context, lake=LakeResource(root=str(lake.root)))
+    kinds = [r["metadata"]["event_type"] for r in received]
+    assert kinds == ["aqi_drift_detected", "aqi_sensor_error", "aqi_retraining_failed"], kinds
+    drift, error, failed = received
+    assert "S0005" in drift["text"]
+    assert "observations_arrival_sensor" in error["text"] and "no_such_dir" in error["text"]
+    assert f"retraining run {run.run_id[:8]} failed" in failed["text"]

@@ -24,7 +24,7 @@ def test_retraining_runs_on_celery_workers_and_records_the_promotion(scaleout):
     # every step ran in a Celery worker, the model step on its own queue
     on_celery = [r.dagster_event.message for r in scaleout.events(run_id, "ENGINE_EVENT")
                  if "in celery worker" in (r.dagster_event.message or "")]
-    assert any("xgboost_model" in m for m in on_celery) and any("training_dataset" in m for m in on_celery)
+    assert any("train_models" in m for m in on_celery) and any("training_dataset" in m for m in on_celery)
     # the promotion: the champion alias moved, and the audit record is in the Postgres event log
     after = scaleout.champion_version()
     assert after is not None and after != before

@@ -82,8 +82,8 @@ def test_mlflow_unreachable_is_retried_with_backoff_then_fails_and_keeps_the_cha
     elapsed = time.monotonic() - started
     assert run.status == dg.DagsterRunStatus.FAILURE
     text = scaleout.failure_messages(run_id)
-    assert f"MLflow tracking server at {dead} is unreachable" in text and "Exceeded max_retries of 3" in text, text
-    retries = [r for r in scaleout.events(run_id, "STEP_UP_FOR_RETRY") if r.step_key == "xgboost_model"]
+    assert f"MLflow tracking server at {dead} is unreachable" in text and "still failing after retries" in text, text
+    retries = [r for r in scaleout.events(run_id, "STEP_UP_FOR_RETRY") if r.step_key == "train_models"]
     assert len(retries) == 3, text
     assert not [r for r in scaleout.events(run_id, "STEP_START") if r.step_key == "xgboost_promotion"]
     assert scaleout.champion_version() == champion and _model_versions(scaleout) == versions
@@ -105,7 +105,7 @@ def test_run_worker_killed_mid_run_is_failed_by_monitoring_and_next_trigger_work
     champion = _ensure_champion(scaleout)
     started = time.monotonic()
     run_id = scaleout.submit("retrain_xgboost", tags={**TAGS, "dagster/max_runtime": "300"})
-    _wait_for_event(scaleout, run_id, "STEP_START", "xgboost_model", timeout=180)  # mid-training
+    _wait_for_event(scaleout, run_id, "STEP_START", "train_models", timeout=180)  # mid-training
     os.kill(_run_worker_pid(scaleout, run_id), signal.SIGKILL)
     killed_at = time.monotonic()
     run = scaleout.wait(run_id, timeout=120)
@@ -132,7 +132,7 @@ def _celery_pool_children(stack, name: str = "worker") -> list[psutil.Process]:
 def test_celery_worker_lost_mid_step_fails_the_run_without_hanging(scaleout):
     champion = _ensure_champion(scaleout)
     run_id = scaleout.submit("retrain_xgboost", tags=TAGS)
-    _wait_for_event(scaleout, run_id, "STEP_START", "xgboost_model", timeout=180)
+    _wait_for_event(scaleout, run_id, "STEP_START", "train_models", timeout=180)
     children = _celery_pool_children(scaleout)
     assert children, "no Celery pool process found"
     for child in children:

@@ -17,11 +17,14 @@ from aqi_assets.core.cron import next_tick, ticks_between
 from aqi_assets.defs.resources import LakeResource
 
 TICK_MINUTES = 5
+#: Every configured-cron schedule: name -> (setting, the cron of a configuration).
+CONFIGURED_CRONS: dict[str, tuple[str, Callable[[RetrainingConfig], str]]] = {}
 
 
 def configured_cron_schedule(name: str, job, setting: str, cron_of: Callable[[RetrainingConfig], str],
                              description: str) -> dg.ScheduleDefinition:
     """A schedule of ``job`` that runs when the cron at ``setting`` (``cron_of(config)``) fires."""
+    CONFIGURED_CRONS[name] = (setting, cron_of)
 
     @dg.schedule(name=name, job=job, cron_schedule=f"*/{TICK_MINUTES} * * * *",
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)

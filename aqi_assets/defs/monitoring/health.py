@@ -13,7 +13,8 @@ import dagster as dg
 
 from aqi_assets.core.alerts import Alert
 from aqi_assets.core.health import HEALTH_DATASET, HEALTH_SENSOR, platform_health
-from aqi_assets.defs.monitoring.alerting import alert, dump_cursor, load_cursor
+from aqi_assets.defs.monitoring.alerting import alert
+from aqi_assets.defs.monitoring.cursors import dump_cursor, load_cursor
 from aqi_assets.core.config_store import current_config
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 from aqi_assets.defs.training.pool import apply_pool_limit

@@ -22,8 +22,8 @@ def run_model(run: dg.DagsterRun) -> str:
     """The model a retraining run trained: its tag, else the model enabled in its config."""
     if run.tags.get(MODEL_TAG):
         return run.tags[MODEL_TAG]
-    ops = (run.run_config or {}).get("ops", {})
-    return next((m for m in MODEL_NAMES if ops.get(f"{m}_model", {}).get("config", {}).get("enabled")), "?")
+    config = (run.run_config or {}).get("ops", {}).get("train_models", {}).get("config", {})
+    return config.get("model") if config.get("model") in MODEL_NAMES else "?"
 
 
 def retraining_runs(instance: dg.DagsterInstance, since: datetime) -> list[RetrainingRun]:
@@ -76,8 +76,9 @@ def platform_figures(instance: dg.DagsterInstance, lake, since: datetime) -> dic
     kinds={"markdown"},
     description=(
         "Weekly: retraining activity, triggers by type, success rate, average duration, promotion rate, "
-        "each model's live-RMSE trend, recommendations. Written to <lake>/reports/ as Markdown and PNG."
+        "each model's live-RMSE trend, recommendations. Written to `<lake>/reports/` as Markdown and PNG."
     ),
+    deps=["model_performance"],
 )
 def retraining_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[str]:
     store = lake.get()

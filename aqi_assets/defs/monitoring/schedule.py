@@ -13,7 +13,6 @@ from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource
 
 
-
 @dg.asset(
     group_name="monitoring",
     kinds={"json"},
@@ -21,6 +20,7 @@ from aqi_assets.defs.resources import LakeResource
         "Per model: retraining interval in days (xgboost 7, lstm 14, gnn 21 to start), adapted daily from "
         "the performance score (< 0.7 → ×0.7, min 3; > 0.9 → ×1.3, max 30), last training and next due day."
     ),
+    deps=["model_performance"],
 )
 def retraining_schedule(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[dict]:
     store = lake.get()

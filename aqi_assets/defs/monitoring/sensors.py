@@ -6,16 +6,16 @@ import dagster as dg
 
 from aqi_assets.core import monitoring
 from aqi_assets.core.alerts import Alert
-from aqi_assets.core.config_store import config_at_load, current_config
+from aqi_assets.core.config_store import current_config
 from aqi_assets.core.datasets import OBSERVATIONS, latest_observed_day
-from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error, dump_cursor, load_cursor
+from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error
+from aqi_assets.defs.monitoring.cursors import dump_cursor, load_cursor
+from aqi_assets.defs.monitoring.interval import TICK_SECONDS, checked_on_configured_interval
 from aqi_assets.defs.monitoring.performance import ingest_day
 from aqi_assets.defs.monitoring.runs import requests_for, retrainings_in_flight
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 from aqi_assets.defs.training.jobs import RETRAINING_JOBS, manual_retraining
 
-#: How often triggers are checked (operations.check_interval_minutes of the config in force at load).
-CHECK_INTERVAL_SECONDS = 60 * config_at_load().operations.check_interval_minutes
 MAX_INGEST_PER_TICK = 7
 
 
@@ -26,12 +26,13 @@ def _skip(held: list[str], found: int) -> dg.SkipReason:
 
 @dg.sensor(
     name="performance_degradation_sensor",
-    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
     description="Retrains a model whose live error degrades (performance.* settings; raw RMSE and within-20 % by default).",
 )
 @alerting_on_error
+@checked_on_configured_interval(triggers_retraining=True)
 def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     store = lake.get()
     config = current_config(store)
@@ -52,12 +53,13 @@ def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: La
 
 @dg.sensor(
     name="data_drift_sensor",
-    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
     description="Retrains every model when inputs drift (drift.* settings: mean shift, std ratio, KS/PSI with FDR control).",
 )
 @alerting_on_error
+@checked_on_configured_interval(triggers_retraining=True)
 def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     store = lake.get()
     config = current_config(store)
@@ -76,12 +78,13 @@ def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
 
 @dg.sensor(
     name="scheduled_retraining_sensor",
-    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
     description="Retrains a model when its adaptive interval (retraining_schedule) has passed since its last training.",
 )
 @alerting_on_error
+@checked_on_configured_interval(triggers_retraining=True)
 def scheduled_retraining_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     store = lake.get()
     today = latest_observed_day(store)
@@ -94,7 +97,7 @@ def scheduled_retraining_sensor(context: dg.SensorEvaluationContext, lake: LakeR
 
 @dg.sensor(
     name="observations_arrival_sensor",
-    minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
+    minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.STOPPED,
     job=ingest_day,
     description=(
@@ -103,6 +106,7 @@ def scheduled_retraining_sensor(context: dg.SensorEvaluationContext, lake: LakeR
     ),
 )
 @alerting_on_error
+@checked_on_configured_interval(triggers_retraining=False)
 def observations_arrival_sensor(context: dg.SensorEvaluationContext, source: ObservationSourceResource,
                                 lake: LakeResource):
     src = source.get()

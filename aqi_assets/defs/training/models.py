@@ -4,7 +4,8 @@
 selecting one model (``retrain_<model>``) trains that model only; ``manual_retraining`` selects
 all three and trains the one its config names, so the other two never run a step. Each candidate
 is scored beside persistence and the champion on the same holdout, logged to MLflow and
-registered; its four gates are evaluated in the same step and recorded as asset checks with
+registered (the materialization links the MLflow run and version, ``AQI_MLFLOW_UI_URL``); its
+four gates are evaluated in the same step and recorded as asset checks with
 metric, threshold and value. A failed gate is an expected outcome: the promotion declines
 (``promotion.py``) and the run still succeeds.
 
@@ -26,6 +27,7 @@ from aqi_assets.core.config_store import current_config
 from aqi_assets.core.failures import is_transient, one_line
 from aqi_assets.core.forecasting import load_forecaster
 from aqi_assets.core.gates import GATE_NAMES, GateResult, evaluate_gates
+from aqi_assets.core.settings import mlflow_run_url, mlflow_version_url
 from aqi_assets.core.station_graph import StationGraph
 from aqi_assets.core.tracking import log_candidate
 from aqi_assets.defs.executor import model_step_tags
@@ -135,16 +137,19 @@ def _train_one(context: dg.AssetExecutionContext, model: str, options: ModelTrai
         metadata={
             "version": tracked["version"],
             "model_uri": tracked["model_uri"],
+            "mlflow_run": dg.MetadataValue.url(mlflow_run_url(tracked["mlflow_experiment_id"], tracked["mlflow_run_id"])),
+            "mlflow_model_version": dg.MetadataValue.url(mlflow_version_url(tracked["registered_model"],
+                                                                            tracked["version"])),
             "mlflow_run_id": tracked["mlflow_run_id"],
             "trigger_type": trigger["trigger_type"],
             "reason": trigger["reason"],
-            "holdout_rmse": float(m["rmse"]),
-            "holdout_within_20": float(m["within_20"]),
-            "persistence_rmse": float(m["persistence_rmse"]),
+            "holdout_rmse": dg.MetadataValue.float(round(float(m["rmse"]), 3)),
+            "holdout_within_20": dg.MetadataValue.float(round(float(m["within_20"]), 4)),
+            "persistence_rmse": dg.MetadataValue.float(round(float(m["persistence_rmse"]), 3)),
             "champion_version": (record["champion"] or {}).get("version") or "none",
             "gates_passed": all(r.passed for r in results),
             "trained_through": record["trained_through"],
-            "train_seconds": record["train_seconds"],
+            "train_seconds": dg.MetadataValue.float(round(record["train_seconds"], 1)),
             "metrics": markdown_table(_metric_rows(record), floatfmt=".4g"),
         },
         check_results=[_check_result(model, tracked["version"], r) for r in results],

@@ -15,6 +15,9 @@ from aqi_assets.core import registry
 from aqi_assets.core.config import MODEL_NAMES
 from aqi_assets.core.datasets import latest_observed_day
 from aqi_assets.core.gates import GATE_NAMES
+from aqi_assets.core.live_scoring import performance_history
+from aqi_assets.core.plots import promotion_history_png
+from aqi_assets.defs.metadata import image
 from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource
 from aqi_assets.defs.run_tags import GATE_TAG, MODEL_TAG, OUTCOME_TAG, TRIGGER_TYPE_TAG
 
@@ -95,6 +98,7 @@ def build_promotion(model: str) -> dg.AssetsDefinition:
             raise dg.Failure(description=f"{model}: {exc}", allow_retries=False) from exc
         context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "promoted" if record.action == "promote"
                                                        else "rolled_back"})
+        changes = [*previous_changes(context.instance, context.asset_key), change_of(record)]
         context.log.info(f"{record.registered_model}@champion: v{record.from_version or '-'} → v{record.to_version} "
                          f"({record.action}, {record.trigger_type}: {record.reason})")
         metrics = record.metrics or {}
@@ -108,12 +112,61 @@ def build_promotion(model: str) -> dg.AssetsDefinition:
                 "trigger_type": record.trigger_type,
                 "reason": record.reason,
                 "at": record.at,
-                "holdout_rmse": float(metrics.get("rmse", float("nan"))),
-                "holdout_within_20": float(metrics.get("within_20", float("nan"))),
+                "serving_since": record.serving_since or "",
+                "holdout_rmse": dg.MetadataValue.float(round(float(metrics.get("rmse", float("nan"))), 3)),
+                "holdout_within_20": dg.MetadataValue.float(round(float(metrics.get("within_20", float("nan"))), 4)),
+                "history": history_table(changes),
+                "live_rmse": image(promotion_history_png(
+                    model_scores(lake.get(), model), changes,
+                    f"{model}: live RMSE of the serving version, each change marked"), "live RMSE and promotions"),
             },
         )
 
     return _promotion
+
+
+HISTORY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("serves from", "string"), ("changed at (UTC)", "string"), ("from", "string"), ("to", "string"),
+    ("action", "string"), ("trigger", "string"), ("reason", "string"), ("holdout RMSE", "float"),
+)
+
+
+def change_of(record: registry.PromotionRecord) -> dict:
+    """One change of the serving version, as the history lists it."""
+    return {"serving_since": record.serving_since, "at": record.at, "from_version": record.from_version,
+            "to_version": record.to_version, "action": record.action, "trigger_type": record.trigger_type,
+            "reason": record.reason, "holdout_rmse": (record.metrics or {}).get("rmse")}
+
+
+def previous_changes(instance: dg.DagsterInstance, key: dg.AssetKey, limit: int = 1000) -> list[dict]:
+    """Every earlier change of the asset, oldest first, from its materializations' metadata."""
+    found = instance.fetch_materializations(key, limit=limit, ascending=True).records
+    changes = []
+    for event in found:
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        changes.append({field: meta.get(field) for field in ("serving_since", "at", "from_version", "to_version",
+                                                             "action", "trigger_type", "reason", "holdout_rmse")})
+    return changes
+
+
+def history_table(changes: list[dict]) -> dg.MetadataValue:
+    """Every change of the serving version, newest first: when, from → to, why, with which holdout RMSE."""
+    def rmse(value):
+        return None if value is None or value != value else round(float(value), 2)
+
+    rows = [dg.TableRecord(dict(zip((name for name, _ in HISTORY_COLUMNS), (
+        c.get("serving_since") or "-", (c.get("at") or "-")[:16].replace("T", " "),
+        "-" if c.get("from_version") in (None, "", "none") else f"v{c['from_version']}", f"v{c['to_version']}",
+        c.get("action") or "-", c.get("trigger_type") or "-", (c.get("reason") or "")[:120], rmse(c.get("holdout_rmse")),
+    )))) for c in reversed(changes)]
+    return dg.MetadataValue.table(rows, schema=dg.TableSchema(
+        columns=[dg.TableColumn(name, kind) for name, kind in HISTORY_COLUMNS]))
+
+
+def model_scores(lake, model: str):
+    """The model's stored daily live scores (empty frame when none)."""
+    history = performance_history(lake)
+    return history[history["model"] == model]
 
 
 def rollback_job(model: str) -> dg.JobDefinition:
