@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load validate clean
+.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,10 +42,14 @@ dev: install
 	$(BIN)/python -c "import dagster as dg; dg.DagsterInstance.get().get_runs(limit=1)"
 	mkdir -p $(DAGSTER_HOME)/mlflow
 	$(BIN)/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(DAGSTER_HOME)/mlflow/mlflow.db}" \
-	  --host 127.0.0.1 --port $(MLFLOW_UI_PORT) > $(DAGSTER_HOME)/mlflow-ui.log 2>&1 & mlflow=$$!; \
+	  --host 127.0.0.1 --port $(MLFLOW_UI_PORT) --workers 1 > $(DAGSTER_HOME)/mlflow-ui.log 2>&1 & mlflow=$$!; \
 	  trap 'kill $$mlflow 2>/dev/null' EXIT INT TERM; \
 	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_UI_PORT) (log: $(DAGSTER_HOME)/mlflow-ui.log)"; \
 	  AQI_MLFLOW_UI_URL=$${AQI_MLFLOW_UI_URL:-http://127.0.0.1:$(MLFLOW_UI_PORT)} $(BIN)/dagster dev -w workspace.yaml
+
+# docs/img/*.png from the instance `make demo` filled (Debian's chromium; see scripts/screenshots.sh).
+screenshots: install
+	bash scripts/screenshots.sh
 
 bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load
 

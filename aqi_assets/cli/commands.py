@@ -294,6 +294,10 @@ def config_show(api: DagsterApi) -> Result:
                   text)
 
 
+#: The job that records a configuration change (defs/config/assets.py).
+CONFIG_JOB = "retraining_config_job"
+
+
 def config_set(api: DagsterApi, pairs: list[str], reset: bool, timeout: float) -> Result:
     changes = parse_assignments(pairs)
     if not changes and not reset:
@@ -304,9 +308,8 @@ def config_set(api: DagsterApi, pairs: list[str], reset: bool, timeout: float) -
     except ConfigError as error:
         raise ApiError(f"rejected configuration change: {error}; nothing was launched or recorded",
                        exit_code=2) from error
-    job = api.asset_job(CONFIG_ASSET)
     run_config = {"ops": {CONFIG_ASSET: {"config": {"set": changes, "reset": reset}}}}
-    run_id = api.launch(job, run_config, asset_selection=[CONFIG_ASSET])
+    run_id = api.launch(CONFIG_JOB, run_config)
     run = api.wait_for_run(run_id, timeout=timeout, poll=0.25)
     events = api.run_events([run_id])[run_id]
     record = run_record(run, events)

@@ -226,8 +226,11 @@ def test_config_set_changes_what_show_prints_and_rejects_bad_values(platform, ca
     shown = cli_json(capsys, "config", "show")
     assert shown["version"] == 0 and shown["settings"]["gates.max_rmse"] == 25.0
 
+    started = time.monotonic()
     changed = cli_json(capsys, "config", "set", *[f"{k}={v}" for k, v in FAST_SETTINGS.items()])
-    assert changed["version"] == 1 and changed["changed"]["training.preset"] == "fast"
+    with capsys.disabled():  # the figure docs/cli.md reports
+        print(f"\nconfig set: accepted and recorded in {time.monotonic() - started:.1f} s")
+    assert changed["run_id"] and changed["version"] == 1 and changed["changed"]["training.preset"] == "fast"
     assert (changed["server"]["url"], changed["server"]["instance"]["home"]) == (platform.url, str(platform.home))
     code, text, _ = cli(capsys, "config", "show")
     assert code == 0 and "retraining_config v1" in text
@@ -386,7 +389,7 @@ def _sensor_ticks(platform: Platform, name: str, after: float) -> list:
 
     with dg.DagsterInstance.from_config(str(platform.home)) as instance:
         state = next(s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name)
-        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=float(after))
     return sorted((t for t in ticks if t.status != TickStatus.STARTED), key=lambda t: t.timestamp)
 
 
@@ -406,7 +409,7 @@ def test_check_interval_and_pool_limit_changes_apply_on_the_running_daemon(platf
     operations.check_interval_minutes has passed. Changing it (and max_concurrent_retrainings)
     with `config set` applies at the next tick: no reload, no restart."""
     sensor = "performance_degradation_sensor"
-    waiting = _wait_for_tick(platform, sensor, 0, lambda reason: reason.startswith("next check at"))
+    waiting = _wait_for_tick(platform, sensor, 0.0, lambda reason: reason.startswith("next check at"))
     assert "operations.check_interval_minutes = 30" in waiting.skip_reason
     changed_at = time.time()
     cli_json(capsys, "config", "set", "operations.check_interval_minutes=1", "operations.max_concurrent_retrainings=2")

@@ -69,3 +69,13 @@ def retraining_config(context: dg.AssetExecutionContext, config: RetrainingConfi
             **({"notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in record["notes"]))} if record["notes"] else {}),
         },
     )
+
+
+#: What `aqi-retrain config set` launches: one step in the run worker's own process (no step
+#: subprocess to start), so an accepted change is recorded within seconds of leaving the queue.
+retraining_config_job = dg.define_asset_job(
+    name="retraining_config_job",
+    selection=dg.AssetSelection.assets(retraining_config),
+    executor_def=dg.in_process_executor,
+    description="Record a configuration change (validated; a rejected change records nothing).",
+)

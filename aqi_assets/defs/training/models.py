@@ -98,8 +98,9 @@ def _check_result(model: str, version: str, result: GateResult) -> dg.AssetCheck
         severity=dg.AssetCheckSeverity.ERROR, description=result.message,
         metadata={
             "metric": result.metric,
-            "threshold": dg.MetadataValue.float(float(result.threshold)) if result.threshold is not None else "none",
-            "value": dg.MetadataValue.float(float(result.value)) if result.value is not None else "none",
+            "threshold": dg.MetadataValue.float(round(float(result.threshold), 4)) if result.threshold is not None
+            else "none",
+            "value": dg.MetadataValue.float(round(float(result.value), 4)) if result.value is not None else "none",
             "version": version,
         },
     )

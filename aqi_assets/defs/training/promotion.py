@@ -104,7 +104,11 @@ def build_promotion(model: str) -> dg.AssetsDefinition:
         metrics = record.metrics or {}
         yield dg.MaterializeResult(
             value=record.to_dict(),
-            metadata={
+            metadata={  # the history first: it is what a person opens this asset for
+                "history": history_table(changes),
+                "live_rmse": image(promotion_history_png(
+                    model_scores(lake.get(), model), changes,
+                    f"{model}: live RMSE of the serving version, each change marked"), "live RMSE and promotions"),
                 "model": model,
                 "action": record.action,
                 "from_version": record.from_version or "none",
@@ -115,10 +119,6 @@ def build_promotion(model: str) -> dg.AssetsDefinition:
                 "serving_since": record.serving_since or "",
                 "holdout_rmse": dg.MetadataValue.float(round(float(metrics.get("rmse", float("nan"))), 3)),
                 "holdout_within_20": dg.MetadataValue.float(round(float(metrics.get("within_20", float("nan"))), 4)),
-                "history": history_table(changes),
-                "live_rmse": image(promotion_history_png(
-                    model_scores(lake.get(), model), changes,
-                    f"{model}: live RMSE of the serving version, each change marked"), "live RMSE and promotions"),
             },
         )
 
@@ -157,7 +157,8 @@ def history_table(changes: list[dict]) -> dg.MetadataValue:
     rows = [dg.TableRecord(dict(zip((name for name, _ in HISTORY_COLUMNS), (
         c.get("serving_since") or "-", (c.get("at") or "-")[:16].replace("T", " "),
         "-" if c.get("from_version") in (None, "", "none") else f"v{c['from_version']}", f"v{c['to_version']}",
-        c.get("action") or "-", c.get("trigger_type") or "-", (c.get("reason") or "")[:120], rmse(c.get("holdout_rmse")),
+        c.get("action") or "-", c.get("trigger_type") or "-", _short(c.get("reason") or "", 60),
+        rmse(c.get("holdout_rmse")),
     )))) for c in reversed(changes)]
     return dg.MetadataValue.table(rows, schema=dg.TableSchema(
         columns=[dg.TableColumn(name, kind) for name, kind in HISTORY_COLUMNS]))
@@ -182,3 +183,7 @@ def rollback_job(model: str) -> dg.JobDefinition:
 
 PROMOTIONS = [build_promotion(m) for m in MODEL_NAMES]
 ROLLBACK_JOBS = [rollback_job(m) for m in MODEL_NAMES]
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
