@@ -19,13 +19,13 @@ own rule code: ``evaluate_performance`` for performance, ``DriftReport.triggers`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
 
 from aqi_assets.core.config import DriftSettings, PerformanceSettings, RetrainingConfig
-from aqi_assets.core.drift import check_drift
+from aqi_assets.core.drift import DriftState, check_drift
 from aqi_assets.core.schedule import schedule_due
 from aqi_assets.core.triggers import Trigger, evaluate_performance
 
@@ -142,7 +142,11 @@ class PolicyState:
 
     trained_through: date
     last_performance_trigger: date | None = None
-    last_drift_trigger: date | None = None
+    drift: DriftState = field(default_factory=DriftState)
+
+    @property
+    def last_drift_trigger(self) -> date | None:
+        return self.drift.last_trigger
 
     @property
     def deployed_on(self) -> date:
@@ -177,9 +181,9 @@ def decide(
     if policy.drift is not None:
         if feature_stats is None:
             raise ValueError(f"policy {policy.name!r} needs feature_stats for its drift rule")
-        report = check_drift(feature_stats, today, policy.drift)
-        found = report.triggers(last_triggered_on=state.last_drift_trigger)
-        if found:
-            state.last_drift_trigger = today
+        report = check_drift(feature_stats, today, policy.drift, state.drift)
+        found = [] if report is None else report.triggers(last_triggered_on=state.drift.last_trigger)
+        if found:  # the replay retrains on every trigger, so each one is requested
+            state.drift = state.drift.fired(report)
             triggers.extend(found)
     return triggers

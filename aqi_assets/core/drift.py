@@ -51,8 +51,9 @@ station's pollutants was flagged on its second day in 23 of 24 starts across the
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -87,6 +88,8 @@ MAX_DAY_CORRELATION = 0.95
 MIN_REFERENCE_DAYS = 3
 #: Degrees of freedom of the day-level t tests are capped here (heavier tails than normal).
 MAX_T_DF = 20.0
+#: A reference window needs at least this share of ``reference_days`` days (per seasonal year).
+MIN_REFERENCE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,11 @@ def reference_window(
     of up to ``seasonal_years`` earlier years, ``reference_days`` days centred on the current
     window moved back 52 weeks per year; years count only if at least half their days are in
     ``available_days`` (all days count when it is ``None``). With no such year, the recent
-    window is used (``kind == "recent"``). Days before ``not_before`` (e.g. the last
-    acknowledged drift) are never used.
+    window is used (``kind == "recent"``). Days before ``not_before`` (e.g. the day after a
+    drift trigger that concerned the pair) are never used; a window cut by ``not_before`` needs
+    at least ``MIN_REFERENCE_SHARE`` of ``reference_days`` days, and with fewer the result is
+    empty (``kind == "insufficient"``): the pair waits untested rather than being compared with
+    a reference that shrank to a few days.
     """
     if not current_days:
         raise ValueError("current_days is empty")
@@ -133,6 +139,8 @@ def reference_window(
         days = [d for d in days if not_before is None or d >= not_before]
         return days if available is None else [d for d in days if d in available]
 
+    enough = math.ceil(settings.reference_days * MIN_REFERENCE_SHARE)
+
     if settings.reference == "seasonal":
         middle = first + (last - first) / 2
         chosen: list[date] = []
@@ -140,12 +148,14 @@ def reference_window(
         for year in range(1, settings.seasonal_years + 1):
             start = middle - timedelta(days=SEASONAL_SHIFT_DAYS * year + settings.reference_days // 2)
             days = usable([start + timedelta(days=i) for i in range(settings.reference_days)])
-            if len(days) * 2 >= settings.reference_days:
+            if len(days) >= enough:
                 chosen.extend(days)
                 years.append(year)
         if chosen:
             return ReferenceWindow(tuple(sorted(chosen)), "seasonal", tuple(years))
     days = usable([first - timedelta(days=i) for i in range(settings.reference_days, 0, -1)])
+    if not_before is not None and len(days) < enough:  # never against a reference a reset shrank to a few days
+        return ReferenceWindow((), "insufficient")
     return ReferenceWindow(tuple(days), "recent")
 
 
@@ -264,7 +274,9 @@ class _Grid:
         return len(self.stations), len(self.features)
 
     def mask(self, days: Sequence[date]) -> np.ndarray:
-        return np.isin(self.days, np.array([np.datetime64(d, "D") for d in days]))
+        """A (pairs × days) mask of ``days`` for every pair."""
+        row = np.isin(self.days, np.array([np.datetime64(d, "D") for d in days]))
+        return np.broadcast_to(row, (len(self.count), len(self.days))).copy()
 
     def category_dependence(self, pairs: np.ndarray, ref: np.ndarray, day_numbers: np.ndarray):
         """Design effect and day-to-day correlation of categorical ``pairs`` from daily histograms.
@@ -273,7 +285,7 @@ class _Grid:
         Σ_d (n_d − Σ_b h_db² / n_d), total N − Σ_b H_b² / N), and the lag-1 correlation of the
         daily bin shares over consecutive reference days.
         """
-        hist = self.hist[pairs][:, ref].astype(float)
+        hist = self.hist[pairs].astype(float) * ref[pairs][:, :, None]
         per_day = hist.sum(axis=2)
         n, days = per_day.sum(axis=1), (per_day > 0).sum(axis=1)
         totals = hist.sum(axis=1)
@@ -282,23 +294,24 @@ class _Grid:
             total = n - (totals * totals).sum(axis=1) / n
             deff = design_effect(n, days, (per_day * per_day).sum(axis=1), total - within, within)
             dev = hist / per_day[:, :, None] - (totals / n[:, None])[:, None, :]
-            steps = np.flatnonzero(np.diff(day_numbers[ref]) == 1)
+            steps = np.flatnonzero(np.diff(day_numbers) == 1)
             lagged = np.nansum(dev[:, steps] * dev[:, steps + 1], axis=(1, 2))
             rho = np.nan_to_num(lagged / np.nansum(dev * dev, axis=(1, 2)))
         return deff, np.clip(rho, 0.0, MAX_DAY_CORRELATION)
 
     def window(self, mask: np.ndarray) -> _Window:
-        count, total = self.count[:, mask], self.total[:, mask]
+        """Sums over the days of ``mask`` (pairs × days: each pair may have its own days)."""
+        count, total = np.where(mask, self.count, 0.0), np.where(mask, self.total, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             day_sq_over_n = np.where(count > 0, total * total / count, 0.0).sum(axis=1)
         return _Window(
             n=count.sum(axis=1),
             total=total.sum(axis=1),
-            total_sq=self.total_sq[:, mask].sum(axis=1),
+            total_sq=np.where(mask, self.total_sq, 0.0).sum(axis=1),
             day_sq_over_n=day_sq_over_n,
             n_sq=(count * count).sum(axis=1),
             days=(count > 0).sum(axis=1),
-            hist=self.hist[:, mask].sum(axis=1, dtype=np.float64),
+            hist=(self.hist * mask[:, :, None]).sum(axis=1, dtype=np.float64),
         )
 
 
@@ -330,7 +343,7 @@ def _shift_test(
     Days are the units; their lag-1 autocorrelation (consecutive reference days) widens the
     standard error so that multi-day weather spells do not count as independent evidence.
     """
-    ref_values, cur_values = series[:, ref], series[:, cur]
+    ref_values, cur_values = np.where(ref, series, np.nan), np.where(cur, series, np.nan)
     k_ref = (~np.isnan(ref_values)).sum(axis=1)
     k_cur = (~np.isnan(cur_values)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -338,7 +351,7 @@ def _shift_test(
         mean_cur = np.nansum(cur_values, axis=1) / k_cur
         dev = ref_values - mean_ref[:, None]
         ss = np.nansum(dev * dev, axis=1)
-        steps = np.flatnonzero(np.diff(day_numbers[ref]) == 1)
+        steps = np.flatnonzero(np.diff(day_numbers) == 1)
         lagged = np.nansum(dev[:, steps] * dev[:, steps + 1], axis=1)
         rho = np.clip(np.nan_to_num(lagged / ss), 0.0, MAX_DAY_CORRELATION)
         ref_factor = mean_variance_factor(k_ref, rho)
@@ -440,6 +453,14 @@ class DriftReport:
             return None
         return max(flagged["severity"], key=SEVERITIES.index)
 
+    def references(self) -> dict[str, dict[str, int]]:
+        """Per reference kind used: pairs, and the smallest and largest reference in days."""
+        out = {}
+        for kind, rows in self.table.groupby("reference_kind", sort=True):
+            out[str(kind)] = {"pairs": int(len(rows)), "min_days": int(rows["reference_size"].min()),
+                              "max_days": int(rows["reference_size"].max())}
+        return out
+
     def rule_counts(self) -> dict[str, int]:
         """Pairs flagged by each rule."""
         return {
@@ -453,6 +474,7 @@ class DriftReport:
             out.append({
                 "station": row.station, "feature": row.feature, "severity": row.severity,
                 "window": row.window, "rules": _rules_of(row),
+                "reference_kind": row.reference_kind, "reference_days": int(row.reference_size),
                 "mean_shift": _num(row.mean_shift), "peer_shift": _num(row.peer_shift),
                 "std_ratio": _num(row.std_ratio), "ks": _num(row.ks), "psi": _num(row.psi),
                 "ref_mean": _num(row.ref_mean), "cur_mean": _num(row.cur_mean),
@@ -490,6 +512,7 @@ class DriftReport:
             "current_window": [self.current_days[0].isoformat(), last_day.isoformat()],
             "reference_kind": self.reference_kind,
             "reference_days": len(self.reference_days),
+            "references": self.references(),
             "pairs_tested": int(self.table["p_ks"].notna().sum()),
             "pairs_flagged": int(len(self.flagged)),
             "rule_counts": self.rule_counts(),
@@ -532,27 +555,38 @@ def evaluate_drift(
     reference_days: Sequence[date] | ReferenceWindow,
     settings: DriftSettings,
     at: datetime | None = None,
+    pair_references: Mapping[tuple[str, str], Sequence[date] | ReferenceWindow] | None = None,
 ) -> DriftReport:
     """Compare the current window's sketches with the reference's for every station × feature.
 
     ``stats`` are concatenated ``feature_stats`` rows, one per (date, station, feature); rows
-    of other days are ignored. See the module docstring for the statistics, tests and rules.
+    of other days are ignored. ``pair_references`` gives some (station, feature) pairs their
+    own reference (e.g. the days after a drift trigger that concerned them); an empty one
+    leaves the pair untested. Every row says which reference it used (``reference_kind``) and
+    its size (``reference_size`` days). See the module docstring for the statistics and rules.
     """
     current = tuple(sorted({_as_date(d) for d in current_days}))
     reference = tuple(sorted({_as_date(d) for d in reference_days}))
     kind = reference_days.kind if isinstance(reference_days, ReferenceWindow) else "given"
+    own_refs = {
+        (str(st), str(ft)): (tuple(sorted({_as_date(d) for d in days})),
+                             days.kind if isinstance(days, ReferenceWindow) else "given")
+        for (st, ft), days in (pair_references or {}).items()
+    }
     if not current:
         raise ValueError("current_days is empty")
-    if not reference:
+    if not reference and not any(days for days, _ in own_refs.values()):
         raise ValueError("reference_days is empty")
-    overlap = set(current) & set(reference)
-    if overlap:
-        raise ValueError(f"reference and current windows overlap on {len(overlap)} day(s), first {min(overlap)}")
+    for days in (reference, *(d for d, _ in own_refs.values())):
+        overlap = set(current) & set(days)
+        if overlap:
+            raise ValueError(f"reference and current windows overlap on {len(overlap)} day(s), first {min(overlap)}")
     windows = {"full": current}
     if settings.onset_days < len(current):
         windows["onset"] = current[-settings.onset_days:]
 
-    grid = _Grid(stats, np.array([np.datetime64(d, "D") for d in (*reference, *current)]))
+    every_day = {*reference, *current, *(d for days, _ in own_refs.values() for d in days)}
+    grid = _Grid(stats, np.array([np.datetime64(d, "D") for d in sorted(every_day)]))
     n_stations, n_features = grid.shape
     n_pairs = n_stations * n_features
     features = np.tile(grid.features, n_stations)
@@ -562,6 +596,15 @@ def evaluate_drift(
     floor = np.array([MEAN_SHIFT_FLOORS.get(f, DEFAULT_FLOOR) for f in features])
 
     ref_mask = grid.mask(reference)
+    ref_kind = np.full(n_pairs, kind, dtype=object)
+    ref_size = np.full(n_pairs, len(reference))
+    station_index = {st: i for i, st in enumerate(grid.stations)}
+    feature_index = {ft: j for j, ft in enumerate(grid.features)}
+    for (st, ft), (days, own_kind) in own_refs.items():
+        if st in station_index and ft in feature_index:
+            pair = station_index[st] * n_features + feature_index[ft]
+            ref_mask[pair] = grid.mask(days)[0] if days else False
+            ref_kind[pair], ref_size[pair] = own_kind, len(days)
     ref = grid.window(ref_mask)
     scale = np.fmax(np.abs(ref.mean), floor)
     day_numbers = grid.days.astype("int64")
@@ -650,6 +693,8 @@ def evaluate_drift(
         "circular": circular,
         "window": np.where(use_onset, "onset", "full"),
         "days": np.where(use_onset, len(windows.get("onset", ())), len(current)),
+        "reference_kind": ref_kind,
+        "reference_size": ref_size,
         "ref_count": ref.n.astype(int),
         "cur_count": cur_n.astype(int),
         "ref_mean": _only(~circular, ref.mean),
@@ -681,12 +726,89 @@ def _only(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(keep, values, np.nan)
 
 
+@dataclass(frozen=True)
+class DriftState:
+    """What the drift check carries from one evaluation to the next (the sensor's cursor).
+
+    ``last_trigger``: the last day of the current window of the latest drift trigger whose
+    retraining was actually requested (its cooldown runs from there). ``resets``: per
+    (station, feature) the first day of that pair's own reference — the pairs a requested
+    trigger concerned; after the retrain their new level is the normal. Every other pair keeps
+    the configured (seasonal) reference, so one trigger never shrinks the whole reference.
+    """
+
+    last_trigger: date | None = None
+    resets: Mapping[tuple[str, str], date] = field(default_factory=dict)
+
+    def fired(self, report: DriftReport) -> DriftState:
+        """The state after ``report``'s trigger was requested: cooldown from its last day, and its
+        flagged pairs' references restart the day after."""
+        last = report.current_days[-1]
+        after = last + timedelta(days=1)
+        resets = dict(self.resets)
+        for row in report.flagged[["station", "feature"]].itertuples(index=False):
+            resets[(str(row.station), str(row.feature))] = after
+        return DriftState(last, resets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_trigger": self.last_trigger.isoformat() if self.last_trigger else None,
+            "resets": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.resets.items())],
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> DriftState:
+        """From ``to_json`` output; a bare date string (the older cursor) is ``last_trigger`` alone."""
+        if not value:
+            return cls()
+        if isinstance(value, str):
+            return cls(date.fromisoformat(value))
+        last = value.get("last_trigger")
+        resets = {(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get("resets", [])}
+        return cls(date.fromisoformat(last) if last else None, resets)
+
+
+#: ``read(days)``: the ``feature_stats`` rows of ``days`` (e.g. from the lake).
+StatsReader = Callable[[Sequence[date]], pd.DataFrame]
+
+
 def check_drift(
-    stats: pd.DataFrame, last_day: date, settings: DriftSettings, not_before: date | None = None,
-    at: datetime | None = None,
-) -> DriftReport:
-    """The sensor's check: the current window ending ``last_day`` against its reference window."""
+    stats: pd.DataFrame | StatsReader, last_day: date, settings: DriftSettings, state: DriftState | None = None,
+    at: datetime | None = None, available: Iterable[date] | None = None,
+) -> DriftReport | None:
+    """The drift check the sensor and the backtest both run: the current window ending
+    ``last_day`` against its reference windows.
+
+    ``stats`` are sketch rows, or a reader of the days needed (then ``available`` lists the
+    stored days). Pairs in ``state.resets`` use only days from their reset on (seasonal if
+    earlier years already reach past it, else recent), and wait untested until they have
+    enough; every other pair uses the configured reference. ``None`` when no pair has a
+    reference or the current window has no sketches. Cooldown is applied by
+    ``DriftReport.triggers(state.last_trigger)``.
+    """
+    state = state or DriftState()
+    if isinstance(stats, pd.DataFrame):
+        frame: pd.DataFrame | None = stats
+        available = [_as_date(d) for d in np.unique(stats["date"].to_numpy().astype("datetime64[D]"))]
+    else:
+        frame = None
+        if available is None:
+            raise ValueError("check_drift needs the available days when it reads sketches itself")
+        available = [_as_date(d) for d in available]
     current = current_window(last_day, settings)
-    available = [_as_date(d) for d in np.unique(stats["date"].to_numpy().astype("datetime64[D]"))]
-    reference = reference_window(current, settings, available, not_before)
-    return evaluate_drift(stats, current, reference, settings, at)
+    if not set(current) & set(available):
+        return None
+    reference = reference_window(current, settings, available)
+    own = {pair: reference_window(current, settings, available, not_before=day)
+           for pair, day in state.resets.items() if day > reference_window_start(reference, current)}
+    if not len(reference) and not any(len(w) for w in own.values()):
+        return None
+    if frame is None:
+        days = sorted({*current, *reference, *(d for w in own.values() for d in w)})
+        frame = stats(days)
+    return evaluate_drift(frame, current, reference, settings, at, pair_references=own)
+
+
+def reference_window_start(reference: ReferenceWindow, current: Sequence[date]) -> date:
+    """The first day ``reference`` uses (the current window's first day when it is empty)."""
+    return min(reference.days) if len(reference) else min(current)

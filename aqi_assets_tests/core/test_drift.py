@@ -85,9 +85,12 @@ def test_windows_recent_seasonal_and_fallback():
     # No earlier year: fall back to the recent window (restricted to days on record).
     fallback = reference_window(current, SETTINGS, days_from(date(2025, 10, 1), 50))
     assert fallback.kind == "recent" and fallback.days[0] == date(2025, 10, 21) and len(fallback) == 30
-    # not_before: nothing earlier is used (here: a recent window cut to 10 days).
-    cut = reference_window(current, SETTINGS, None, not_before=date(2025, 11, 10))
-    assert cut.kind == "recent" and cut.days[0] == date(2025, 11, 10) and len(cut) == 10
+    # not_before: nothing earlier is used (here: a recent window cut to 20 days); a window cut
+    # below half its length (10 days) is not used at all.
+    cut = reference_window(current, SETTINGS, None, not_before=date(2025, 10, 31))
+    assert cut.kind == "recent" and cut.days[0] == date(2025, 10, 31) and len(cut) == 20
+    short = reference_window(current, SETTINGS, None, not_before=date(2025, 11, 10))
+    assert short.kind == "insufficient" and len(short) == 0
 
 
 def test_drift_settings_validation_names_the_field():

@@ -1,0 +1,109 @@
+"""Drift mechanics: one check for sensor and backtest, references that never silently shrink."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aqi_assets.core import backtest_policies, drift, monitoring
+from aqi_assets.core.backtest_policies import Policy, PolicyState, decide
+from aqi_assets.core.config import DriftSettings, RetrainingConfig
+from aqi_assets.core.drift import DriftState, check_drift, current_window, reference_window
+from aqi_assets.core.feature_stats import compute_feature_stats
+from aqi_assets.core.lake import Lake
+
+RECENT = DriftSettings(reference="recent", reference_days=30)
+FIRST = date(2024, 1, 1)
+
+
+def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date, float] | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather factor)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(days):
+        day = FIRST + timedelta(days=i)
+        common = rng.normal(0, 0.4)
+        stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
+        for s in range(stations):
+            name = f"T{s}"
+            pm = np.exp(3.5 + common + rng.normal(0, 0.25, 24))
+            if step and step[0] == name and day >= step[1]:
+                pm = pm * step[2]
+            parts.append(pd.DataFrame({"timestamp": stamps, "station": name, "pm25": pm,
+                                       "wind_speed": np.exp(0.5 + 0.3 * common + rng.normal(0, 0.2, 24))}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
+    stats = compute_feature_stats(frame, FIRST)
+    station_day = stats["station"].str.split("|", expand=True)
+    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+
+def row(report, station, feature):
+    return report.table.query("station == @station and feature == @feature").iloc[0]
+
+
+def test_recent_reference_that_shrank_is_not_used():
+    current = current_window(date(2025, 11, 26), RECENT)
+    cut = reference_window(current, RECENT, None, not_before=date(2025, 11, 10))  # 10 of 30 days left
+    assert (cut.kind, len(cut)) == ("insufficient", 0)
+    enough = reference_window(current, RECENT, None, not_before=date(2025, 11, 5))  # 15 days
+    assert (enough.kind, len(enough)) == ("recent", 15)
+
+
+def test_a_trigger_resets_only_the_pairs_it_concerned():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    trigger_day = FIRST + timedelta(days=47)
+    report = check_drift(stats, trigger_day, RECENT)
+    assert report.triggers() and set(report.flagged["station"]) == {"T2"}
+    state = DriftState().fired(report)
+    assert state.last_trigger == trigger_day
+    assert set(state.resets) == {("T2", "pm25")}
+    # Ten days later: every other pair still uses the full 30-day reference; T2's pm25 waits
+    # (10 days of its new level are fewer than half the reference) instead of being tested
+    # against a reference that shrank to a few days.
+    later = check_drift(stats, trigger_day + timedelta(days=10), RECENT, state)
+    other = row(later, "T0", "pm25")
+    assert (other["reference_kind"], other["reference_size"]) == ("recent", 30)
+    waiting = row(later, "T2", "pm25")
+    assert (waiting["reference_kind"], waiting["reference_size"]) == ("insufficient", 0)
+    assert np.isnan(waiting["p_peer"]) and waiting["severity"] == ""
+    assert later.references()["insufficient"]["pairs"] == 1
+    assert later.triggers(state.last_trigger) == []
+    # Once 15 days of the new level exist they are T2's reference; the step is now the normal.
+    settled = check_drift(stats, trigger_day + timedelta(days=22), RECENT, state)
+    own = row(settled, "T2", "pm25")
+    assert (own["reference_kind"], own["reference_size"]) == ("recent", 15)
+    assert own["severity"] == "" and settled.triggers(state.last_trigger) == []
+
+
+def test_state_round_trips_through_the_cursor_and_reads_the_older_cursor():
+    state = DriftState(date(2024, 2, 3), {("T2", "pm25"): date(2024, 2, 4)})
+    assert DriftState.from_json(state.to_json()) == state
+    assert DriftState.from_json({"last_trigger": "2024-02-03"}) == DriftState(date(2024, 2, 3))
+    assert DriftState.from_json("2024-02-03") == DriftState(date(2024, 2, 3))
+    assert DriftState.from_json(None) == DriftState()
+
+
+def test_sensor_and_backtest_run_the_same_check(tmp_path):
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8), seed=3)
+    lake = Lake(tmp_path)
+    for day, part in stats.groupby("date"):
+        lake.write_frame("feature_stats", day.date().isoformat(), part)
+    config = RetrainingConfig.model_validate({"drift": RECENT.model_dump()})
+    # The backtest's decision on the step day and the sensor's check on the same stored days agree.
+    policy = Policy("drift", drift=config.drift)
+    state = PolicyState(FIRST + timedelta(days=30))
+    day = FIRST + timedelta(days=47)
+    found = decide(policy, state, day, pd.DataFrame(), stats)
+    report, triggers = monitoring.check_drift(lake, config, DriftState(), as_of=day)
+    assert [t.key for t in found] == [t.key for t in triggers]
+    assert state.drift == DriftState().fired(report)
+    later = day + timedelta(days=10)
+    replayed = check_drift(stats, later, config.drift, state.drift)
+    sensed, _ = monitoring.check_drift(lake, config, state.drift, as_of=later)
+    pd.testing.assert_frame_equal(replayed.table, sensed.table)
+    assert backtest_policies.check_drift is drift.check_drift
