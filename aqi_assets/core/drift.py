@@ -88,6 +88,10 @@ MAX_DAY_CORRELATION = 0.95
 MIN_REFERENCE_DAYS = 3
 #: Degrees of freedom of the day-level t tests are capped here (heavier tails than normal).
 MAX_T_DF = 20.0
+#: Reference days the sequential rule needs to know a station's normal offset and its spread.
+SEQUENTIAL_MIN_REFERENCE_DAYS = 14
+#: Hourly values a day needs before "all one value" counts as a flat line.
+FLAT_MIN_VALUES = 12
 #: A reference window needs at least this share of ``reference_days`` days (per seasonal year).
 MIN_REFERENCE_SHARE = 0.5
 
@@ -160,6 +164,8 @@ def reference_window(
 
 
 def _as_date(value) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     return pd.Timestamp(value).date()
 
 
@@ -446,6 +452,15 @@ class DriftReport:
         return self.table[self.table["severity"] != ""]
 
     @property
+    def retrain_rows(self) -> pd.DataFrame:
+        """Flagged rows whose change the models feel (retrain); the others only alert (a flat line)."""
+        return self.table[self.table["action"] == "retrain"]
+
+    @property
+    def alert_rows(self) -> pd.DataFrame:
+        return self.table[self.table["action"] == "alert"]
+
+    @property
     def severity(self) -> str | None:
         """The highest severity any pair reached, or ``None``."""
         flagged = self.flagged
@@ -502,9 +517,10 @@ class DriftReport:
         Suppressed within ``cooldown_days`` of ``last_triggered_on``. The key names the current
         window, so sensor ticks over the same days never launch twice.
         """
-        severity = self.severity
-        if severity is None:
+        retrain = self.retrain_rows
+        if retrain.empty:
             return []
+        severity = max(retrain["severity"], key=SEVERITIES.index)
         last_day = self.current_days[-1]
         if last_triggered_on is not None and (last_day - last_triggered_on).days < self.settings.cooldown_days:
             return []
@@ -680,9 +696,25 @@ def evaluate_drift(
         std_drift = (q_std <= fdr) & ((std_ratio > settings.std_ratio_high) | (std_ratio < settings.std_ratio_low))
         high = distribution_drift & (psi > settings.psi)
     severity = np.full(n_pairs, "", dtype=object)
-    severity[distribution_drift | std_drift] = "medium"
-    severity[high] = "high"
-    severity[mean_drift] = "critical"
+    action = np.full(n_pairs, "", dtype=object)
+    sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
+    level, spread, flat = _sequential(
+        offsets, _peer_offsets(log_var, grid.shape, settings.min_peers), day_var, grid, ref_mask,
+        grid.mask(current), sequential_ok, sd_floor, settings,
+    )
+    if settings.rule == "seed":
+        severity[distribution_drift | std_drift] = "medium"
+        severity[high] = "high"
+        severity[mean_drift] = "critical"
+        action[severity != ""] = "retrain"
+        level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
+    else:
+        level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
+        severity[spread_drift] = "high"
+        severity[level_drift] = "critical"
+        action[level_drift | spread_drift] = "retrain"
+        severity[flat_drift & ~level_drift] = "medium"
+        action[flat_drift & ~level_drift] = "alert"
 
     cur_n = np.where(use_onset, onset.cur.n, full.cur.n)
     cur_mean = np.where(use_onset, onset.cur.mean, full.cur.mean)
@@ -712,18 +744,104 @@ def evaluate_drift(
         "mean_shift_drift": mean_drift,
         "std_ratio_drift": std_drift,
         "distribution_drift": distribution_drift,
+        "level_cusum": level.statistic, "level_days": level.days, "level_shift": _level_shift(level, log_scale, scale),
+        "spread_cusum": spread.statistic, "spread_ratio": np.exp(spread.shift / 2.0),
+        "flat_days": flat.days,
+        "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift,
         "severity": severity,
+        "action": action,
     })  # fmt: skip
     table = table[(ref.n > 0) | (full.cur.n > 0)]
     rank = table["severity"].map({"": -1, **{s: i for i, s in enumerate(SEVERITIES)}})
-    best_q = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
-    table = table.assign(_rank=-rank, _q=best_q).sort_values(["_rank", "_q", "station", "feature"])
+    if settings.rule == "seed":
+        best = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
+    else:  # strongest sequential evidence first
+        best = -table[["level_cusum", "spread_cusum"]].max(axis=1).fillna(0.0) - 1e3 * table["flat_days"]
+    table = table.assign(_rank=-rank, _q=best).sort_values(["_rank", "_q", "station", "feature"])
     table = table.drop(columns=["_rank", "_q"]).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 
 def _only(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(keep, values, np.nan)
+
+
+@dataclass
+class _Cusum:
+    """Two-sided CUSUM of a standardized daily series over the current window, per pair."""
+
+    statistic: np.ndarray  # max(S+, S−) on the last day, in reference standard deviations
+    days: np.ndarray  # consecutive days of the run behind it (0: no run)
+    shift: np.ndarray  # mean shift over that run, in the series' units
+    fired: np.ndarray
+
+
+def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray,
+           k: float, h: float, clip: float, min_days: int) -> _Cusum:
+    """CUSUM of ``series`` (pairs × days) on ``cur`` days, standardized by the ``ref`` days.
+
+    Centre and scale are the reference median and MAD (robust to the odd local episode), the
+    scale widened to the long-run standard deviation of a lag-1 correlated day series. Each day
+    adds z − ``k`` (capped at ``clip``, so one extreme day cannot fire alone); the rule fires
+    when the sum reaches ``h`` with at least ``min_days`` days in its run.
+    """
+    ref_values = np.where(ref, series, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(ref_values, axis=1)
+        mad = 1.4826 * np.nanmedian(np.abs(ref_values - centre[:, None]), axis=1)
+        dev = ref_values - centre[:, None]
+        lagged = np.nansum(dev[:, :-1] * dev[:, 1:], axis=1)
+        rho = np.clip(np.nan_to_num(lagged / np.nansum(dev * dev, axis=1)), 0.0, MAX_DAY_CORRELATION)
+        sd = np.sqrt(np.nansum(dev * dev, axis=1) / np.maximum((~np.isnan(dev)).sum(axis=1) - 1, 1))
+    count = (~np.isnan(ref_values)).sum(axis=1)
+    scale = np.fmax(np.fmax(np.nan_to_num(mad), np.nan_to_num(sd)), sd_floor) * np.sqrt((1.0 + rho) / (1.0 - rho))
+    columns = np.flatnonzero(cur.any(axis=0))
+    up, down = np.zeros(len(series)), np.zeros(len(series))
+    run_up, run_down = np.zeros(len(series), dtype=int), np.zeros(len(series), dtype=int)
+    sum_up, sum_down = np.zeros(len(series)), np.zeros(len(series))
+    for column in columns:
+        value = series[:, column]
+        present = ~np.isnan(value) & cur[:, column]
+        z = np.clip(np.where(present, (value - centre) / scale, 0.0), -clip, clip)
+        dev = np.where(present, value - centre, 0.0)
+        up_next, down_next = np.maximum(up + z - k, 0.0), np.maximum(down - z - k, 0.0)
+        run_up = np.where(up_next > 0, run_up + present, 0)
+        run_down = np.where(down_next > 0, run_down + present, 0)
+        sum_up = np.where(up_next > 0, sum_up + dev, 0.0)
+        sum_down = np.where(down_next > 0, sum_down + dev, 0.0)
+        up, down = up_next, down_next
+    use_up = up >= down
+    statistic = np.where(use_up, up, down)
+    days = np.where(use_up, run_up, run_down)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(days > 0, np.where(use_up, sum_up, sum_down) / np.maximum(days, 1), 0.0)
+    valid = ok & (count >= SEQUENTIAL_MIN_REFERENCE_DAYS) & np.isfinite(scale)
+    fired = valid & (statistic >= h) & (days >= min_days)
+    return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired)
+
+
+def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
+                sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, _Cusum, _Cusum]:
+    """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
+    within-day variance (spread), and flat lines (days whose readings are all one value)."""
+    k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
+    level = _cusum(offsets, ref, cur, ok, sd_floor, k, h, clip, min_days)
+    spread = _cusum(log_var_offsets, ref, cur, ok, np.full(len(ok), 0.05), k, h, clip, min_days)
+    with np.errstate(invalid="ignore"):
+        flat_day = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12)
+    flat_now = (flat_day & cur).sum(axis=1)
+    flat_before = (flat_day & ref).sum(axis=1) / np.maximum((ref & (grid.count > 0)).sum(axis=1), 1)
+    last = np.flatnonzero(cur.any(axis=0))
+    recent = flat_day[:, last[-min(len(last), 2):]].any(axis=1) if len(last) else np.zeros(len(ok), dtype=bool)
+    flat_fired = recent & (flat_before < 0.05)
+    flat = _Cusum(flat_now.astype(float), flat_now, np.zeros(len(ok)), flat_fired)
+    return level, spread, flat
+
+
+def _level_shift(level: _Cusum, log_scale: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The level CUSUM's shift as a relative change (log features) or in units of the feature's scale."""
+    return np.where(log_scale, np.expm1(level.shift), level.shift / scale)
 
 
 @dataclass(frozen=True)
@@ -746,7 +864,7 @@ class DriftState:
         last = report.current_days[-1]
         after = last + timedelta(days=1)
         resets = dict(self.resets)
-        for row in report.flagged[["station", "feature"]].itertuples(index=False):
+        for row in report.retrain_rows[["station", "feature"]].itertuples(index=False):
             resets[(str(row.station), str(row.feature))] = after
         return DriftState(last, resets)
 
@@ -798,8 +916,11 @@ def check_drift(
     current = current_window(last_day, settings)
     if not set(current) & set(available):
         return None
-    reference = reference_window(current, settings, available)
-    own = {pair: reference_window(current, settings, available, not_before=day)
+    # The sequential rule follows each station against its peers: that offset is steady across
+    # seasons but not across years, so its normal is the recent past, not last year's weeks.
+    choose = settings.model_copy(update={"reference": "recent"}) if settings.rule == "sequential" else settings
+    reference = reference_window(current, choose, available)
+    own = {pair: reference_window(current, choose, available, not_before=day)
            for pair, day in state.resets.items() if day > reference_window_start(reference, current)}
     if not len(reference) and not any(len(w) for w in own.values()):
         return None

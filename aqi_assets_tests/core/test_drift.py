@@ -364,3 +364,19 @@ def test_beijing_gucheng_wind_change_is_found(beijing_stats):
     wind = report.flagged.query("feature == 'wind_speed'")
     assert list(wind["station"]) == ["Gucheng"]
     assert wind.iloc[0]["severity"] == "critical" and wind.iloc[0]["mean_shift"] > 0.5
+
+
+def test_sequential_rule_finds_the_recalibrated_station_on_the_simulated_city():
+    settings = DriftSettings(rule="sequential", cusum_k=1.0, cusum_h=6.0)
+    scenario = DriftScenario("sensor_recalibration", STEP_DAY, "S0001")  # pollutants ×1.5 + 8
+    source = SimulatedSource(seed=42, n_stations=12, start=date(2025, 9, 1), end=date(2025, 12, 31), scenarios=[scenario])
+    days = days_from(STEP_DAY - timedelta(days=40), 42)
+    stats = sketch_days([source.read_day(d) for d in days], days)
+    # Too few reference days (13 before the current window) is no test at all, not a noisy one.
+    assert check_drift(stats[stats["date"] >= pd.Timestamp(days[20])], STEP_DAY - timedelta(days=1), settings).flagged.empty
+    quiet = check_drift(stats, STEP_DAY - timedelta(days=1), settings)
+    assert quiet.flagged.empty and quiet.triggers() == []
+    report = check_drift(stats, STEP_DAY + timedelta(days=1), settings)
+    assert set(report.retrain_rows["station"]) == {"S0001"}
+    assert report.flagged.iloc[0]["station"] == "S0001" and report.flagged.iloc[0]["level_drift"]
+    assert report.references()["recent"]["pairs"] == len(report.table)  # the sequential rule's reference

@@ -107,3 +107,52 @@ def test_sensor_and_backtest_run_the_same_check(tmp_path):
     sensed, _ = monitoring.check_drift(lake, config, state.drift, as_of=later)
     pd.testing.assert_frame_equal(replayed.table, sensed.table)
     assert backtest_policies.check_drift is drift.check_drift
+
+
+SEQUENTIAL = DriftSettings(rule="sequential", reference="recent", reference_days=30, cusum_k=1.0, cusum_h=6.0)
+
+
+def test_sequential_rule_names_a_step_at_one_station_after_two_days():
+    step_day = FIRST + timedelta(days=45)
+    stepped = small_network_stats(step=("T2", step_day, 1.5), seed=5)
+    clean = small_network_stats(seed=5)
+    assert check_drift(clean, step_day + timedelta(days=1), SEQUENTIAL).flagged.empty
+    first_day = check_drift(stepped, step_day, SEQUENTIAL)
+    assert first_day.flagged.empty  # one day is never enough (min_duration_days = 2)
+    report = check_drift(stepped, step_day + timedelta(days=1), SEQUENTIAL)
+    top = report.flagged.iloc[0]
+    assert (top["station"], top["feature"], top["severity"], top["action"]) == ("T2", "pm25", "critical", "retrain")
+    assert top["level_days"] == 2 and 0.3 < top["level_shift"] < 0.6  # ×1.5 on log(mean + 10)
+    assert set(report.flagged["station"]) == {"T2"}
+    (trigger,) = report.triggers()
+    assert trigger.evidence["worst"][0]["station"] == "T2"
+
+
+def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
+    stats = small_network_stats(seed=6)
+    day = FIRST + timedelta(days=50)
+    pm = (stats["station"] == "T4") & (stats["feature"] == "pm25") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    # T4's pm25 reads one value all day on the last two days: sum_sq = sum² / n.
+    flat = stats.copy()
+    flat.loc[pm, "sum_sq"] = flat.loc[pm, "sum"] ** 2 / flat.loc[pm, "count"]
+    report = check_drift(flat, day, SEQUENTIAL)
+    row = report.flagged.iloc[0]
+    assert (row["station"], row["feature"], row["action"], bool(row["flatline"])) == ("T4", "pm25", "alert", True)
+    assert report.triggers() == [] and len(report.alert_rows) == 1
+    # Within-day variance × 4 at T1 (std × 2) for three days: a spread change, retrained on.
+    wide = stats.copy()
+    rows = (wide["station"] == "T1") & (wide["feature"] == "wind_speed") & (wide["date"] >= pd.Timestamp(day - timedelta(days=2)))
+    mean = wide.loc[rows, "sum"] / wide.loc[rows, "count"]
+    var = wide.loc[rows, "sum_sq"] / wide.loc[rows, "count"] - mean**2
+    wide.loc[rows, "sum_sq"] = wide.loc[rows, "count"] * (4 * var + mean**2)
+    spread = check_drift(wide, day, SEQUENTIAL)
+    top = spread.flagged.iloc[0]
+    assert (top["station"], top["feature"], bool(top["spread_drift"]), top["action"]) == ("T1", "wind_speed", True, "retrain")
+    assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
+
+
+def test_seed_rule_is_still_available():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    report = check_drift(stats, FIRST + timedelta(days=47), RECENT.model_copy(update={"rule": "seed"}))
+    assert set(report.flagged["station"]) == {"T2"} and report.flagged.iloc[0]["mean_shift_drift"]
+    assert not report.table["level_drift"].any() and set(report.flagged["action"]) == {"retrain"}
