@@ -55,3 +55,27 @@ def test_held_drift_trigger_neither_starts_cooldown_nor_resets_references(tmp_pa
         reset = {(station, feature) for station, feature, _ in cursor["resets"]}
         assert reset and {station for station, _ in reset} == {"S0005"}
         assert all(day == (shift + timedelta(days=2)).isoformat() for *_, day in cursor["resets"])
+
+
+def test_flat_line_alerts_once_and_requests_no_run(tmp_path, webhook):
+    import pandas as pd
+
+    from aqi_assets.core.config_store import next_record, save_record
+    from aqi_assets_tests.core.test_drift_state import FIRST, small_network_stats
+
+    url, received = webhook
+    stats = small_network_stats(days=51, seed=6)
+    day = FIRST + timedelta(days=50)
+    rows = (stats["station"] == "T4") & (stats["feature"] == "pm25") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    stats.loc[rows, "sum_sq"] = stats.loc[rows, "sum"] ** 2 / stats.loc[rows, "count"]
+    lake = Lake(tmp_path)
+    for d, part in stats.groupby("date"):
+        lake.write_frame("feature_stats", d.date().isoformat(), part)
+    save_record(lake, next_record(lake, {"drift.rule": "sequential", "operations.alert_webhook_url": url}))
+    with dg.instance_for_test() as instance:
+        result, context = evaluate(data_drift_sensor, instance, lake)
+        assert isinstance(result, dg.SkipReason) and "T4" in result.skip_message
+        again, _ = evaluate(data_drift_sensor, instance, lake, cursor=context.cursor)
+        assert isinstance(again, dg.SkipReason)
+    assert [m["metadata"]["event_type"] for m in received] == ["aqi_sensor_error"]
+    assert json.loads(context.cursor)["alerted"] == day.isoformat()

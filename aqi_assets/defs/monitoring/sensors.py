@@ -76,6 +76,11 @@ def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         state.update(drift_state.fired(report).to_json())
         alert(store, Alert("drift_detected", triggers[0].severity, "input drift detected", report.summary(),
                            {"pairs flagged": len(report.flagged), "reference": report.reference_kind}), context.log)
+    elif not triggers and not report.alert_rows.empty and state.get("alerted") != report.current_days[-1].isoformat():
+        # a change retraining would not fix (a flat-lining sensor): alert once per day, no run
+        state["alerted"] = report.current_days[-1].isoformat()
+        alert(store, Alert("sensor_error", "medium", "suspect sensor readings", report.summary(),
+                           {"pairs flagged": len(report.alert_rows)}), context.log)
     context.update_cursor(dump_cursor(state))
     return requests or dg.SkipReason(report.summary() if not held else "; ".join(held))
 
