@@ -137,7 +137,10 @@ def reference_window(
     if not current_days:
         raise ValueError("current_days is empty")
     first, last = min(current_days), max(current_days)
-    available = None if available_days is None else {_as_date(d) for d in available_days}
+    if available_days is None or isinstance(available_days, frozenset):
+        available = available_days  # a frozenset is taken as dates already (check_drift builds it once)
+    else:
+        available = {_as_date(d) for d in available_days}
 
     def usable(days: list[date]) -> list[date]:
         days = [d for d in days if not_before is None or d >= not_before]
@@ -712,9 +715,15 @@ def evaluate_drift(
         level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
         severity[spread_drift] = "high"
         severity[level_drift] = "critical"
-        action[level_drift | spread_drift] = "retrain"
+        strong = (np.nan_to_num(level.statistic) >= settings.cusum_retrain_h) & level_drift
+        strong |= (np.nan_to_num(spread.statistic) >= settings.cusum_retrain_h) & spread_drift
+        action[level_drift | spread_drift] = "alert"
+        action[strong] = "retrain"
         severity[flat_drift & ~level_drift] = "medium"
         action[flat_drift & ~level_drift] = "alert"
+    if settings.rule == "sequential" and settings.retrain_features is not None:  # models barely feel it: alert
+        felt = np.isin(features, list(settings.retrain_features))
+        action[(action == "retrain") & ~felt] = "alert"
 
     cur_n = np.where(use_onset, onset.cur.n, full.cur.n)
     cur_mean = np.where(use_onset, onset.cur.mean, full.cur.mean)
@@ -919,6 +928,7 @@ def check_drift(
     # The sequential rule follows each station against its peers: that offset is steady across
     # seasons but not across years, so its normal is the recent past, not last year's weeks.
     choose = settings.model_copy(update={"reference": "recent"}) if settings.rule == "sequential" else settings
+    available = frozenset(available)
     reference = reference_window(current, choose, available)
     own = {pair: reference_window(current, choose, available, not_before=day)
            for pair, day in state.resets.items() if day > reference_window_start(reference, current)}

@@ -15,7 +15,7 @@ from aqi_assets.core.drift import DriftState, check_drift, current_window, refer
 from aqi_assets.core.feature_stats import compute_feature_stats
 from aqi_assets.core.lake import Lake
 
-RECENT = DriftSettings(reference="recent", reference_days=30)
+RECENT = DriftSettings(rule="seed", reference="recent", reference_days=30)
 FIRST = date(2024, 1, 1)
 
 
@@ -109,7 +109,8 @@ def test_sensor_and_backtest_run_the_same_check(tmp_path):
     assert backtest_policies.check_drift is drift.check_drift
 
 
-SEQUENTIAL = DriftSettings(rule="sequential", reference="recent", reference_days=30, cusum_k=1.0, cusum_h=6.0)
+SEQUENTIAL = DriftSettings(rule="sequential", reference_days=30, cusum_k=1.0, cusum_h=6.0, cusum_retrain_h=6.0,
+                           cusum_clip=4.0, retrain_features=None)
 
 
 def test_sequential_rule_names_a_step_at_one_station_after_two_days():
@@ -156,3 +157,18 @@ def test_seed_rule_is_still_available():
     report = check_drift(stats, FIRST + timedelta(days=47), RECENT.model_copy(update={"rule": "seed"}))
     assert set(report.flagged["station"]) == {"T2"} and report.flagged.iloc[0]["mean_shift_drift"]
     assert not report.table["level_drift"].any() and set(report.flagged["action"]) == {"retrain"}
+
+
+def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_only():
+    step_day = FIRST + timedelta(days=45)
+    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
+    wind = stats.copy()
+    rows = (wind["station"] == "T3") & (wind["feature"] == "wind_speed") & (wind["date"] >= pd.Timestamp(step_day))
+    wind.loc[rows, ["sum", "sum_sq"]] = wind.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]
+    settings = DriftSettings(rule="sequential")  # shipped: alert from 8, retrain from 10, pm25 only
+    report = check_drift(wind, step_day + timedelta(days=1), settings)
+    actions = {(r.station, r.feature): r.action for r in report.flagged.itertuples()}
+    assert actions == {("T2", "pm25"): "retrain", ("T3", "wind_speed"): "alert"}
+    assert DriftState().fired(report).resets.keys() == {("T2", "pm25")}  # only what the retrain concerned
+    held = check_drift(wind, step_day + timedelta(days=1), settings.model_copy(update={"cusum_retrain_h": 50.0}))
+    assert held.triggers() == [] and set(held.alert_rows["station"]) == {"T2", "T3"}

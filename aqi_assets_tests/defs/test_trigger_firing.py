@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from aqi_assets.core.config_store import next_record, save_record
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
 from aqi_assets.defs.monitoring.sensors import data_drift_sensor, performance_degradation_sensor
@@ -41,6 +42,8 @@ def test_held_drift_trigger_neither_starts_cooldown_nor_resets_references(tmp_pa
                              scenarios=[DriftScenario("sensor_recalibration", shift, station="S0005")])
     lake = Lake(tmp_path)
     sketches(lake, source, date(2024, 3, 1), shift + timedelta(days=1))
+    # the window rules retrain on every feature within two days of this recalibration
+    save_record(lake, next_record(lake, {"drift.rule": "seed"}))
     with dg.instance_for_test() as instance:
         busy(instance, "xgboost", "lstm", "gnn")
         held, context = evaluate(data_drift_sensor, instance, lake)
@@ -60,7 +63,6 @@ def test_held_drift_trigger_neither_starts_cooldown_nor_resets_references(tmp_pa
 def test_flat_line_alerts_once_and_requests_no_run(tmp_path, webhook):
     import pandas as pd
 
-    from aqi_assets.core.config_store import next_record, save_record
     from aqi_assets_tests.core.test_drift_state import FIRST, small_network_stats
 
     url, received = webhook

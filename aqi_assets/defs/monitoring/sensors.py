@@ -60,7 +60,7 @@ def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: La
     minimum_interval_seconds=CHECK_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
-    description="Retrains every model when inputs drift (drift.* settings: mean shift, std ratio, KS/PSI with FDR control).",
+    description="Retrains every model when inputs drift (drift.* settings: CUSUM of each station against its peers by default; the window rules with drift.rule=seed); alerts on changes retraining would not fix.",
 )
 @alerting_on_error
 def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
