@@ -76,8 +76,9 @@ def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         state.update(drift_state.fired(report).to_json())
         alert(store, Alert("drift_detected", triggers[0].severity, "input drift detected", report.summary(),
                            {"pairs flagged": len(report.flagged), "reference": report.reference_kind}), context.log)
-    elif not triggers and not report.alert_rows.empty and state.get("alerted") != report.current_days[-1].isoformat():
-        # a change retraining would not fix (a flat-lining sensor): alert once per day, no run
+    elif not triggers and report.alert_rows["flatline"].any() and state.get("alerted") != report.current_days[-1].isoformat():
+        # a flat-lining sensor: retraining would not fix it; alert once per day, no run (other
+        # findings below the retrain threshold are in the tick's skip reason and the report)
         state["alerted"] = report.current_days[-1].isoformat()
         alert(store, Alert("sensor_error", "medium", "suspect sensor readings", report.summary(),
                            {"pairs flagged": len(report.alert_rows)}), context.log)
