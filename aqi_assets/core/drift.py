@@ -549,7 +549,8 @@ def _num(value) -> float | None:
 
 
 def _rules_of(row) -> list[str]:
-    return [r for r in ("mean_shift", "std_ratio", "distribution") if getattr(row, f"{r}_drift")]
+    rules = [r for r in ("mean_shift", "std_ratio", "distribution") if getattr(row, f"{r}_drift")]
+    return rules + [r for r in ("level_drift", "spread_drift", "flatline") if getattr(row, r, False)]
 
 
 def _describe(row) -> str:
@@ -564,8 +565,16 @@ def _describe(row) -> str:
     if row.distribution_drift:
         name = "Kuiper" if row.circular else "KS"
         bits.append(f"{name} {row.ks:.2f} (q={row.q_ks:.1g}), PSI {row.psi:.2f}")
-    window = f", last {row.days} days" if row.window == "onset" else ""
-    return f"{row.severity} {row.feature} at {row.station}{window}: " + ", ".join(bits)
+    if getattr(row, "level_drift", False):
+        bits.append(f"level against peers {row.level_shift:+.0%} over {row.level_days} days (CUSUM {row.level_cusum:.1f})")
+    if getattr(row, "spread_drift", False):
+        bits.append(f"within-day std ×{row.spread_ratio:.2f} against peers (CUSUM {row.spread_cusum:.1f})")
+    if getattr(row, "flatline", False):
+        bits.append(f"one value all day on {row.flat_days} day(s)")
+    seed_rule = row.mean_shift_drift or row.std_ratio_drift or row.distribution_drift
+    window = f", last {row.days} days" if row.window == "onset" and seed_rule else ""
+    action = f" [{row.action}]" if getattr(row, "action", "") == "alert" else ""
+    return f"{row.severity} {row.feature} at {row.station}{window}{action}: " + ", ".join(bits)
 
 
 def evaluate_drift(
@@ -713,6 +722,8 @@ def evaluate_drift(
         level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
     else:
         level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
+        # the window statistics stay in the table for reading; their rules are not applied
+        mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
         severity[spread_drift] = "high"
         severity[level_drift] = "critical"
         strong = (np.nan_to_num(level.statistic) >= settings.cusum_retrain_h) & level_drift

@@ -172,3 +172,10 @@ def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_o
     assert DriftState().fired(report).resets.keys() == {("T2", "pm25")}  # only what the retrain concerned
     held = check_drift(wind, step_day + timedelta(days=1), settings.model_copy(update={"cusum_retrain_h": 50.0}))
     assert held.triggers() == [] and set(held.alert_rows["station"]) == {"T2", "T3"}
+
+
+def test_sequential_summary_says_what_moved_and_by_how_much():
+    step_day = FIRST + timedelta(days=45)
+    report = check_drift(small_network_stats(step=("T2", step_day, 1.5), seed=5), step_day + timedelta(days=1), SEQUENTIAL)
+    assert "critical pm25 at T2: level against peers +" in report.summary() and "over 2 days" in report.summary()
+    assert report.worst()[0]["rules"] == ["level_drift"]
