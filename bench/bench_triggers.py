@@ -111,6 +111,7 @@ def load(directory: Path) -> tuple[pd.DataFrame, Sketches]:
 class DayCheck:
     day: date
     flagged: list[tuple[str, str]]  # pairs flagged, in report order
+    retrain: list[tuple[str, str]]  # the flagged pairs that retrain (the others alert)
     triggered: bool
     severity: str | None
     references: dict
@@ -127,11 +128,12 @@ def replay(sketches: Sketches, days: list[date], settings: DriftSettings, state:
     for day in days:
         report = check(sketches, day, settings, state)
         if report is None:
-            checks.append(DayCheck(day, [], False, None, {}))
+            checks.append(DayCheck(day, [], [], False, None, {}))
         else:
             triggers = report.triggers(last_triggered_on=state.last_trigger)
             flagged = [(str(r.station), str(r.feature)) for r in report.flagged.itertuples(index=False)]
-            checks.append(DayCheck(day, flagged, bool(triggers), triggers[0].severity if triggers else None,
+            retrain = [(str(r.station), str(r.feature)) for r in report.retrain_rows.itertuples(index=False)]
+            checks.append(DayCheck(day, flagged, retrain, bool(triggers), triggers[0].severity if triggers else None,
                                    report.references()))
             if triggers:
                 state = state.fired(report)
@@ -146,7 +148,7 @@ def days_between(first: date, last: date) -> list[date]:
 def clean_summary(checks: list[DayCheck]) -> dict:
     years = len(checks) / 365.25
     triggered = [c for c in checks if c.triggered]
-    drivers = Counter(f"{c.flagged[0][0]}/{c.flagged[0][1]}" for c in triggered if c.flagged)
+    drivers = Counter(f"{c.retrain[0][0]}/{c.retrain[0][1]}" for c in triggered if c.retrain)
     flagged_pairs = Counter(f"{s}/{f}" for c in checks for s, f in c.flagged)
     kinds = Counter()
     smallest = None
@@ -165,6 +167,7 @@ def clean_summary(checks: list[DayCheck]) -> dict:
         "days_without_report": sum(1 for c in checks if not c.references),
         "mean_pairs_flagged_per_day": round(float(np.mean([len(c.flagged) for c in checks])), 3),
         "days_with_a_flag": sum(1 for c in checks if c.flagged),
+        "alert_only_days_per_year": round(sum(1 for c in checks if c.flagged and not c.retrain) / years, 1),
         "most_flagged_pairs": dict(flagged_pairs.most_common(10)),
         "reference_pair_tests": dict(kinds),
         "smallest_reference_days": smallest,
@@ -230,7 +233,8 @@ def markdown(result: dict) -> str:
         value = per_year.get(name)
         lines.append(f"| {name} | {'—' if value is None else value} | "
                      f"{'from the deployed policy backtest' if value is not None else 'run with --policies'} |")
-    lines += ["", "Drift triggers were driven by (first named station-feature): "
+    lines += ["", f"Days with findings that only alert (no retrain): {drift['alert_only_days_per_year']} per year.",
+              "", "Drift triggers were driven by (first station-feature that retrains): "
               + (", ".join(f"{k} ×{v}" for k, v in drift["drivers"].items()) or "none") + ".", ""]
     lines += [f"References used by the tests (pair-days): {drift['reference_pair_tests']}; "
               f"smallest reference used: {drift['smallest_reference_days']} days.", ""]
