@@ -1,5 +1,22 @@
 """Input drift from ``feature_stats`` sketches: windows, per-(station, feature) tests, the report.
 
+Two rules (``DriftSettings.rule``). **sequential** (default): for every station-feature, a
+two-sided CUSUM of its daily offset from the network median (log scale for pollutants and wind
+speed) and of the offset of its log within-day variance, standardized by the pair's reference
+(median, max(MAD, sd), widened for lag-1 correlation), each day adding z − ``cusum_k`` capped
+at ``cusum_clip``; a sum ≥ ``cusum_h`` lasting ``min_duration_days`` is a finding that alerts,
+≥ ``cusum_retrain_h`` on a ``retrain_features`` feature retrains; a day whose readings are all
+one value (a flat line) alerts only. Its reference is the recent ``reference_days``: a
+station's offset from its peers is steady across seasons but not across years. **seed**: the
+window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
+Beijing (README, "Triggers on real data").
+
+``check_drift`` is the one check the sensor and the backtest run. ``DriftState`` carries what
+it needs between evaluations: the last requested trigger (cooldown) and, per station-feature a
+requested trigger concerned, the day its reference restarts; every other pair keeps the
+configured reference, and a restarted pair waits untested until it has half a reference.
+Every row of the report says which reference it used and how many days it had.
+
 ``evaluate_drift`` pools the daily sketches of a current and a reference window for every
 (station, feature) and computes, without touching raw rows:
 
