@@ -40,7 +40,7 @@ dev: install
 	$(BIN)/python -c "import dagster as dg; dg.DagsterInstance.get().get_runs(limit=1)"
 	$(BIN)/dagster dev -w workspace.yaml
 
-bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load
+bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers
 
 bench-sensor-load: install
 	$(BIN)/python -m bench.bench_sensor_load
