@@ -900,7 +900,12 @@ class DriftState:
         flagged pairs' references restart the day after."""
         last = report.current_days[-1]
         after = last + timedelta(days=1)
-        resets = dict(self.resets)
+        settings = report.settings
+        reach = settings.reference_days + settings.current_days
+        if settings.rule == "seed" and settings.reference == "seasonal":
+            reach += SEASONAL_SHIFT_DAYS * settings.seasonal_years
+        # a restart older than any reference can reach no longer restricts anything: forget it
+        resets = {pair: day for pair, day in self.resets.items() if (after - day).days <= reach}
         for row in report.retrain_rows[["station", "feature"]].itertuples(index=False):
             resets[(str(row.station), str(row.feature))] = after
         return DriftState(last, resets)

@@ -179,3 +179,11 @@ def test_sequential_summary_says_what_moved_and_by_how_much():
     report = check_drift(small_network_stats(step=("T2", step_day, 1.5), seed=5), step_day + timedelta(days=1), SEQUENTIAL)
     assert "critical pm25 at T2: level against peers +" in report.summary() and "over 2 days" in report.summary()
     assert report.worst()[0]["rules"] == ["level_drift"]
+
+
+def test_restarts_no_reference_can_reach_are_forgotten():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    report = check_drift(stats, FIRST + timedelta(days=47), RECENT)
+    old = DriftState(FIRST, {("T5", "wind_speed"): FIRST, ("T1", "pm25"): FIRST + timedelta(days=20)})
+    state = old.fired(report)  # RECENT reaches 30 + 7 days back
+    assert set(state.resets) == {("T1", "pm25"), ("T2", "pm25")}
