@@ -59,3 +59,21 @@ def test_deployed_policy_retrains_on_performance_before_the_schedule_is_due():
     found = decide(policy, state, TRAINED + timedelta(days=28), scores(28, recent_factor=1.4), sketches)
     assert [t.trigger_type for t in found] == ["performance"]
     assert state.last_performance_trigger == TRAINED + timedelta(days=28)
+
+
+def test_deployed_policy_replays_end_to_end_on_a_six_station_city(tmp_path, capsys):
+    import json
+
+    from aqi_assets.cli.main import main
+
+    out = tmp_path / "bt"
+    code = main(["backtest", "--source", "simulated:seed=3,stations=6,start=2024-01-01,end=2024-02-29",
+                 "--start", "2024-02-01", "--end", "2024-02-20", "--window-days", "21", "--preset", "fast",
+                 "--hyper", "nthread=1", "--hyper", "n_estimators=20", "--policies", "never,schedule,deployed",
+                 "--out", str(out), "--quiet", "--config", "defaults"])
+    assert code == 0, capsys.readouterr().out
+    record = json.loads((out / "backtest.json").read_text())
+    # no score within a week of each training: the schedule stays at xgboost's 7 days (Feb 7, Feb 14)
+    assert record["policies"]["schedule"]["retrains"] == 2
+    deployed = record["policies"]["deployed"]
+    assert deployed["retrains"] >= 2 and {"schedule"} <= {t for r in deployed["retrain_days"] for t in r["trigger"].split("+")}
