@@ -794,8 +794,10 @@ def evaluate_drift(
         best = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
     else:  # strongest sequential evidence first
         best = -table[["level_cusum", "spread_cusum"]].max(axis=1).fillna(0.0) - 1e3 * table["flat_days"]
-    table = table.assign(_rank=-rank, _q=best).sort_values(["_rank", "_q", "station", "feature"])
-    table = table.drop(columns=["_rank", "_q"]).reset_index(drop=True)
+    # what retrains first (a trigger's reason starts with why it retrains), then severity, then evidence
+    acts = (table["action"] != "retrain").astype(int)
+    table = table.assign(_act=acts, _rank=-rank, _q=best).sort_values(["_act", "_rank", "_q", "station", "feature"])
+    table = table.drop(columns=["_act", "_rank", "_q"]).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 

@@ -187,3 +187,13 @@ def test_restarts_no_reference_can_reach_are_forgotten():
     old = DriftState(FIRST, {("T5", "wind_speed"): FIRST, ("T1", "pm25"): FIRST + timedelta(days=20)})
     state = old.fired(report)  # RECENT reaches 30 + 7 days back
     assert set(state.resets) == {("T1", "pm25"), ("T2", "pm25")}
+
+
+def test_what_retrains_is_named_before_what_only_alerts():
+    step_day = FIRST + timedelta(days=45)
+    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
+    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(step_day))
+    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [8.0, 64.0]
+    report = check_drift(stats, step_day + timedelta(days=1), DriftSettings(rule="sequential"))
+    assert list(report.flagged["action"]) == ["retrain", "alert"]
+    assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
