@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load validate clean
+.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ dev: install
 screenshots: install
 	bash scripts/screenshots.sh
 
-bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load
+bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers
 
 bench-sensor-load: install
 	$(BIN)/python -m bench.bench_sensor_load
@@ -64,6 +64,10 @@ bench-models: install
 
 bench-policies: install
 	$(BIN)/python -m bench.bench_policies
+
+# Trigger quality on the real Beijing data (clean replay + injected faults): bench/results/triggers.{json,md}.
+bench-triggers: install
+	$(BIN)/python -m bench.bench_triggers $(BENCH_ARGS)
 
 bench-drift: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

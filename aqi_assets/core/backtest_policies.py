@@ -8,6 +8,8 @@
 | ``default`` | on ``RetrainingConfig().performance`` — whatever the product ships |
 | ``drift`` | on input drift only (``check_drift`` on ``feature_stats`` sketches, ``config.drift``) |
 | ``default+drift`` | on either the default performance rule or drift |
+| ``schedule`` | on the adaptive schedule alone (``config.schedule``: 7 days for XGBoost, adapted daily from the performance score) |
+| ``deployed`` | what the platform runs: the adaptive schedule ∪ the default performance rule ∪ drift, any of them retrains |
 
 A triggered name may carry overrides of its performance settings after a colon, joined by
 ``+``: ``default:rmse_increase=0.1+cooldown_days=7`` (any ``PerformanceSettings`` field);
@@ -19,15 +21,15 @@ own rule code: ``evaluate_performance`` for performance, ``DriftReport.triggers`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
 
-from aqi_assets.core.config import DriftSettings, PerformanceSettings, RetrainingConfig
-from aqi_assets.core.drift import check_drift
-from aqi_assets.core.schedule import schedule_due
-from aqi_assets.core.triggers import Trigger, evaluate_performance
+from aqi_assets.core.config import DriftSettings, PerformanceSettings, RetrainingConfig, ScheduleSettings
+from aqi_assets.core.drift import DriftState, check_drift
+from aqi_assets.core.schedule import adapt_interval, base_interval, schedule_due
+from aqi_assets.core.triggers import Trigger, evaluate_performance, performance_score
 
 #: Settings of the original (seed) performance rule: raw RMSE and within-20 %, seed thresholds,
 #: and the windows it shipped with (7-day recent window, 14-day reference, 3-day cooldown), so
@@ -37,7 +39,7 @@ SEED_RAW_OVERRIDES: dict[str, object] = {
     "critical_rmse_increase": 0.30, "critical_accuracy_drop": 0.20,
     "recent_days": 7, "min_recent_days": 5, "reference_days": 14, "min_reference_days": 7, "cooldown_days": 3,
 }  # fmt: skip
-TRIGGERED_BASES: tuple[str, ...] = ("seed_raw", "default", "drift", "default+drift")
+TRIGGERED_BASES: tuple[str, ...] = ("seed_raw", "default", "drift", "default+drift", "schedule", "deployed")
 _FIXED = re.compile(r"^fixed_(\d+)$")
 
 
@@ -53,6 +55,10 @@ class Policy:
     performance: PerformanceSettings | None = None
     drift: DriftSettings | None = None
     model: str = "xgboost"
+    #: The adaptive schedule (interval adapted daily from the performance score, as deployed).
+    schedule: ScheduleSettings | None = None
+    #: Performance settings the adaptive schedule's score is computed with.
+    score_with: PerformanceSettings | None = None
 
     def __post_init__(self):
         if self.interval_days is not None and self.interval_days < 1:
@@ -63,6 +69,8 @@ class Policy:
         """``never``, ``fixed`` (a schedule only) or ``triggered`` (performance or drift rules)."""
         if self.performance is not None or self.drift is not None:
             return "triggered"
+        if self.schedule is not None:
+            return "adaptive"
         return "fixed" if self.interval_days is not None else "never"
 
     def describe(self) -> dict:
@@ -72,6 +80,7 @@ class Policy:
             "interval_days": self.interval_days,
             "performance": None if self.performance is None else self.performance.model_dump(),
             "drift": None if self.drift is None else self.drift.model_dump(),
+            "schedule": None if self.schedule is None else self.schedule.model_dump(),
         }
 
 
@@ -99,6 +108,13 @@ def policy_from_name(name: str, config: RetrainingConfig | None = None) -> Polic
         performance = _performance(name, config.performance, edits) if edits else config.performance
     elif edits:
         raise ValueError(f"policy {name!r}: the drift policy takes no performance settings")
+    if base in ("schedule", "deployed"):
+        if edits:
+            raise ValueError(f"policy {name!r}: the {base} policy takes no settings")
+        deployed = base == "deployed"
+        return Policy(name, performance=config.performance if deployed else None,
+                      drift=config.drift if deployed else None, schedule=config.schedule,
+                      score_with=config.performance)
     drift = config.drift if base in ("drift", "default+drift") else None
     return Policy(name, interval_days=None if interval is None else int(interval), performance=performance,
                   drift=drift)
@@ -142,7 +158,13 @@ class PolicyState:
 
     trained_through: date
     last_performance_trigger: date | None = None
-    last_drift_trigger: date | None = None
+    drift: DriftState = field(default_factory=DriftState)
+    #: The adaptive schedule's interval in force (``None`` until the first decision).
+    interval_days: int | None = None
+
+    @property
+    def last_drift_trigger(self) -> date | None:
+        return self.drift.last_trigger
 
     @property
     def deployed_on(self) -> date:
@@ -164,6 +186,15 @@ def decide(
     state's last-trigger days; the caller retrains when the list is not empty.
     """
     triggers: list[Trigger] = []
+    if policy.schedule is not None:  # the daily adaptation, then the schedule sensor
+        if state.interval_days is None:
+            state.interval_days = base_interval(policy.model, policy.schedule)
+        score = performance_score(scores, policy.model, state.deployed_on, policy.score_with or PerformanceSettings(),
+                                  today) if len(scores) else None
+        state.interval_days = adapt_interval(state.interval_days, score, policy.schedule)
+        due = schedule_due(state.trained_through, state.interval_days, today, model=policy.model)
+        if due is not None:
+            triggers.append(due)
     if policy.interval_days is not None:
         due = schedule_due(state.trained_through, policy.interval_days, today, model=policy.model)
         if due is not None:
@@ -177,9 +208,9 @@ def decide(
     if policy.drift is not None:
         if feature_stats is None:
             raise ValueError(f"policy {policy.name!r} needs feature_stats for its drift rule")
-        report = check_drift(feature_stats, today, policy.drift)
-        found = report.triggers(last_triggered_on=state.last_drift_trigger)
-        if found:
-            state.last_drift_trigger = today
+        report = check_drift(feature_stats, today, policy.drift, state.drift)
+        found = [] if report is None else report.triggers(last_triggered_on=state.drift.last_trigger)
+        if found:  # the replay retrains on every trigger, so each one is requested
+            state.drift = state.drift.fired(report)
             triggers.extend(found)
     return triggers

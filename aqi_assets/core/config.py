@@ -107,6 +107,10 @@ class PerformanceSettings(_Section):
 class DriftSettings(_Section):
     """Input-distribution drift rules computed from ``feature_stats`` sketches."""
 
+    rule: Literal["sequential", "seed"] = Field(
+        "sequential", description="sequential: CUSUM of each station's offset from its peers (default); seed: "
+        "the original window rules (mean shift, std ratio, KS) alone",
+    )
     mean_shift: float = Field(0.25, gt=0, description="critical: |Δmean| / max(|ref mean|, floor) > this")
     std_ratio_high: float = Field(2.0, gt=1, description="medium: within-day std ratio above this")
     std_ratio_low: float = Field(0.5, gt=0, lt=1, description="medium: within-day std ratio below this")
@@ -124,6 +128,17 @@ class DriftSettings(_Section):
     min_current_values: int = Field(12, ge=1, description="hourly values a current window needs to be tested")
     min_reference_values: int = Field(72, ge=1, description="hourly values a reference window needs")
     cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one")
+    cusum_k: float = Field(1.0, ge=0, description="sequential: allowance per day, in reference standard deviations")
+    cusum_h: float = Field(8.0, gt=0, description="sequential: the CUSUM fires at this sum")
+    cusum_retrain_h: float = Field(
+        10.0, gt=0, description="sequential: a finding retrains the models only from this sum on (below: alert)",
+    )
+    cusum_clip: float = Field(6.0, gt=0, description="sequential: one day adds at most this (outlier days)")
+    min_duration_days: int = Field(2, ge=1, description="sequential: days a change must last before it fires")
+    retrain_features: list[str] | None = Field(
+        ["pm25"], description="sequential: drift in these features retrains the models (set it to the "
+        "training target); drift elsewhere and flat lines alert only. None: every feature retrains",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -1,5 +1,22 @@
 """Input drift from ``feature_stats`` sketches: windows, per-(station, feature) tests, the report.
 
+Two rules (``DriftSettings.rule``). **sequential** (default): for every station-feature, a
+two-sided CUSUM of its daily offset from the network median (log scale for pollutants and wind
+speed) and of the offset of its log within-day variance, standardized by the pair's reference
+(median, max(MAD, sd), widened for lag-1 correlation), each day adding z − ``cusum_k`` capped
+at ``cusum_clip``; a sum ≥ ``cusum_h`` lasting ``min_duration_days`` is a finding that alerts,
+≥ ``cusum_retrain_h`` on a ``retrain_features`` feature retrains; a day whose readings are all
+one value (a flat line) alerts only. Its reference is the recent ``reference_days``: a
+station's offset from its peers is steady across seasons but not across years. **seed**: the
+window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
+Beijing (README, "Triggers on real data").
+
+``check_drift`` is the one check the sensor and the backtest run. ``DriftState`` carries what
+it needs between evaluations: the last requested trigger (cooldown) and, per station-feature a
+requested trigger concerned, the day its reference restarts; every other pair keeps the
+configured reference, and a restarted pair waits untested until it has half a reference.
+Every row of the report says which reference it used and how many days it had.
+
 ``evaluate_drift`` pools the daily sketches of a current and a reference window for every
 (station, feature) and computes, without touching raw rows:
 
@@ -51,8 +68,9 @@ station's pollutants was flagged on its second day in 23 of 24 starts across the
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -87,6 +105,12 @@ MAX_DAY_CORRELATION = 0.95
 MIN_REFERENCE_DAYS = 3
 #: Degrees of freedom of the day-level t tests are capped here (heavier tails than normal).
 MAX_T_DF = 20.0
+#: Reference days the sequential rule needs to know a station's normal offset and its spread.
+SEQUENTIAL_MIN_REFERENCE_DAYS = 14
+#: Hourly values a day needs before "all one value" counts as a flat line.
+FLAT_MIN_VALUES = 12
+#: A reference window needs at least this share of ``reference_days`` days (per seasonal year).
+MIN_REFERENCE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -121,17 +145,25 @@ def reference_window(
     of up to ``seasonal_years`` earlier years, ``reference_days`` days centred on the current
     window moved back 52 weeks per year; years count only if at least half their days are in
     ``available_days`` (all days count when it is ``None``). With no such year, the recent
-    window is used (``kind == "recent"``). Days before ``not_before`` (e.g. the last
-    acknowledged drift) are never used.
+    window is used (``kind == "recent"``). Days before ``not_before`` (e.g. the day after a
+    drift trigger that concerned the pair) are never used; a window cut by ``not_before`` needs
+    at least ``MIN_REFERENCE_SHARE`` of ``reference_days`` days, and with fewer the result is
+    empty (``kind == "insufficient"``): the pair waits untested rather than being compared with
+    a reference that shrank to a few days.
     """
     if not current_days:
         raise ValueError("current_days is empty")
     first, last = min(current_days), max(current_days)
-    available = None if available_days is None else {_as_date(d) for d in available_days}
+    if available_days is None or isinstance(available_days, frozenset):
+        available = available_days  # a frozenset is taken as dates already (check_drift builds it once)
+    else:
+        available = {_as_date(d) for d in available_days}
 
     def usable(days: list[date]) -> list[date]:
         days = [d for d in days if not_before is None or d >= not_before]
         return days if available is None else [d for d in days if d in available]
+
+    enough = math.ceil(settings.reference_days * MIN_REFERENCE_SHARE)
 
     if settings.reference == "seasonal":
         middle = first + (last - first) / 2
@@ -140,16 +172,20 @@ def reference_window(
         for year in range(1, settings.seasonal_years + 1):
             start = middle - timedelta(days=SEASONAL_SHIFT_DAYS * year + settings.reference_days // 2)
             days = usable([start + timedelta(days=i) for i in range(settings.reference_days)])
-            if len(days) * 2 >= settings.reference_days:
+            if len(days) >= enough:
                 chosen.extend(days)
                 years.append(year)
         if chosen:
             return ReferenceWindow(tuple(sorted(chosen)), "seasonal", tuple(years))
     days = usable([first - timedelta(days=i) for i in range(settings.reference_days, 0, -1)])
+    if not_before is not None and len(days) < enough:  # never against a reference a reset shrank to a few days
+        return ReferenceWindow((), "insufficient")
     return ReferenceWindow(tuple(days), "recent")
 
 
 def _as_date(value) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     return pd.Timestamp(value).date()
 
 
@@ -264,7 +300,9 @@ class _Grid:
         return len(self.stations), len(self.features)
 
     def mask(self, days: Sequence[date]) -> np.ndarray:
-        return np.isin(self.days, np.array([np.datetime64(d, "D") for d in days]))
+        """A (pairs × days) mask of ``days`` for every pair."""
+        row = np.isin(self.days, np.array([np.datetime64(d, "D") for d in days]))
+        return np.broadcast_to(row, (len(self.count), len(self.days))).copy()
 
     def category_dependence(self, pairs: np.ndarray, ref: np.ndarray, day_numbers: np.ndarray):
         """Design effect and day-to-day correlation of categorical ``pairs`` from daily histograms.
@@ -273,7 +311,7 @@ class _Grid:
         Σ_d (n_d − Σ_b h_db² / n_d), total N − Σ_b H_b² / N), and the lag-1 correlation of the
         daily bin shares over consecutive reference days.
         """
-        hist = self.hist[pairs][:, ref].astype(float)
+        hist = self.hist[pairs].astype(float) * ref[pairs][:, :, None]
         per_day = hist.sum(axis=2)
         n, days = per_day.sum(axis=1), (per_day > 0).sum(axis=1)
         totals = hist.sum(axis=1)
@@ -282,23 +320,24 @@ class _Grid:
             total = n - (totals * totals).sum(axis=1) / n
             deff = design_effect(n, days, (per_day * per_day).sum(axis=1), total - within, within)
             dev = hist / per_day[:, :, None] - (totals / n[:, None])[:, None, :]
-            steps = np.flatnonzero(np.diff(day_numbers[ref]) == 1)
+            steps = np.flatnonzero(np.diff(day_numbers) == 1)
             lagged = np.nansum(dev[:, steps] * dev[:, steps + 1], axis=(1, 2))
             rho = np.nan_to_num(lagged / np.nansum(dev * dev, axis=(1, 2)))
         return deff, np.clip(rho, 0.0, MAX_DAY_CORRELATION)
 
     def window(self, mask: np.ndarray) -> _Window:
-        count, total = self.count[:, mask], self.total[:, mask]
+        """Sums over the days of ``mask`` (pairs × days: each pair may have its own days)."""
+        count, total = np.where(mask, self.count, 0.0), np.where(mask, self.total, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             day_sq_over_n = np.where(count > 0, total * total / count, 0.0).sum(axis=1)
         return _Window(
             n=count.sum(axis=1),
             total=total.sum(axis=1),
-            total_sq=self.total_sq[:, mask].sum(axis=1),
+            total_sq=np.where(mask, self.total_sq, 0.0).sum(axis=1),
             day_sq_over_n=day_sq_over_n,
             n_sq=(count * count).sum(axis=1),
             days=(count > 0).sum(axis=1),
-            hist=self.hist[:, mask].sum(axis=1, dtype=np.float64),
+            hist=(self.hist * mask[:, :, None]).sum(axis=1, dtype=np.float64),
         )
 
 
@@ -330,7 +369,7 @@ def _shift_test(
     Days are the units; their lag-1 autocorrelation (consecutive reference days) widens the
     standard error so that multi-day weather spells do not count as independent evidence.
     """
-    ref_values, cur_values = series[:, ref], series[:, cur]
+    ref_values, cur_values = np.where(ref, series, np.nan), np.where(cur, series, np.nan)
     k_ref = (~np.isnan(ref_values)).sum(axis=1)
     k_cur = (~np.isnan(cur_values)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -338,7 +377,7 @@ def _shift_test(
         mean_cur = np.nansum(cur_values, axis=1) / k_cur
         dev = ref_values - mean_ref[:, None]
         ss = np.nansum(dev * dev, axis=1)
-        steps = np.flatnonzero(np.diff(day_numbers[ref]) == 1)
+        steps = np.flatnonzero(np.diff(day_numbers) == 1)
         lagged = np.nansum(dev[:, steps] * dev[:, steps + 1], axis=1)
         rho = np.clip(np.nan_to_num(lagged / ss), 0.0, MAX_DAY_CORRELATION)
         ref_factor = mean_variance_factor(k_ref, rho)
@@ -433,12 +472,29 @@ class DriftReport:
         return self.table[self.table["severity"] != ""]
 
     @property
+    def retrain_rows(self) -> pd.DataFrame:
+        """Flagged rows whose change the models feel (retrain); the others only alert (a flat line)."""
+        return self.table[self.table["action"] == "retrain"]
+
+    @property
+    def alert_rows(self) -> pd.DataFrame:
+        return self.table[self.table["action"] == "alert"]
+
+    @property
     def severity(self) -> str | None:
         """The highest severity any pair reached, or ``None``."""
         flagged = self.flagged
         if flagged.empty:
             return None
         return max(flagged["severity"], key=SEVERITIES.index)
+
+    def references(self) -> dict[str, dict[str, int]]:
+        """Per reference kind used: pairs, and the smallest and largest reference in days."""
+        out = {}
+        for kind, rows in self.table.groupby("reference_kind", sort=True):
+            out[str(kind)] = {"pairs": int(len(rows)), "min_days": int(rows["reference_size"].min()),
+                              "max_days": int(rows["reference_size"].max())}
+        return out
 
     def rule_counts(self) -> dict[str, int]:
         """Pairs flagged by each rule."""
@@ -453,6 +509,7 @@ class DriftReport:
             out.append({
                 "station": row.station, "feature": row.feature, "severity": row.severity,
                 "window": row.window, "rules": _rules_of(row),
+                "reference_kind": row.reference_kind, "reference_days": int(row.reference_size),
                 "mean_shift": _num(row.mean_shift), "peer_shift": _num(row.peer_shift),
                 "std_ratio": _num(row.std_ratio), "ks": _num(row.ks), "psi": _num(row.psi),
                 "ref_mean": _num(row.ref_mean), "cur_mean": _num(row.cur_mean),
@@ -480,9 +537,10 @@ class DriftReport:
         Suppressed within ``cooldown_days`` of ``last_triggered_on``. The key names the current
         window, so sensor ticks over the same days never launch twice.
         """
-        severity = self.severity
-        if severity is None:
+        retrain = self.retrain_rows
+        if retrain.empty:
             return []
+        severity = max(retrain["severity"], key=SEVERITIES.index)
         last_day = self.current_days[-1]
         if last_triggered_on is not None and (last_day - last_triggered_on).days < self.settings.cooldown_days:
             return []
@@ -490,6 +548,7 @@ class DriftReport:
             "current_window": [self.current_days[0].isoformat(), last_day.isoformat()],
             "reference_kind": self.reference_kind,
             "reference_days": len(self.reference_days),
+            "references": self.references(),
             "pairs_tested": int(self.table["p_ks"].notna().sum()),
             "pairs_flagged": int(len(self.flagged)),
             "rule_counts": self.rule_counts(),
@@ -507,7 +566,8 @@ def _num(value) -> float | None:
 
 
 def _rules_of(row) -> list[str]:
-    return [r for r in ("mean_shift", "std_ratio", "distribution") if getattr(row, f"{r}_drift")]
+    rules = [r for r in ("mean_shift", "std_ratio", "distribution") if getattr(row, f"{r}_drift")]
+    return rules + [r for r in ("level_drift", "spread_drift", "flatline") if getattr(row, r, False)]
 
 
 def _describe(row) -> str:
@@ -522,8 +582,16 @@ def _describe(row) -> str:
     if row.distribution_drift:
         name = "Kuiper" if row.circular else "KS"
         bits.append(f"{name} {row.ks:.2f} (q={row.q_ks:.1g}), PSI {row.psi:.2f}")
-    window = f", last {row.days} days" if row.window == "onset" else ""
-    return f"{row.severity} {row.feature} at {row.station}{window}: " + ", ".join(bits)
+    if getattr(row, "level_drift", False):
+        bits.append(f"level against peers {row.level_shift:+.0%} over {row.level_days} days (CUSUM {row.level_cusum:.1f})")
+    if getattr(row, "spread_drift", False):
+        bits.append(f"within-day std ×{row.spread_ratio:.2f} against peers (CUSUM {row.spread_cusum:.1f})")
+    if getattr(row, "flatline", False):
+        bits.append(f"one value all day on {row.flat_days} day(s)")
+    seed_rule = row.mean_shift_drift or row.std_ratio_drift or row.distribution_drift
+    window = f", last {row.days} days" if row.window == "onset" and seed_rule else ""
+    action = f" [{row.action}]" if getattr(row, "action", "") == "alert" else ""
+    return f"{row.severity} {row.feature} at {row.station}{window}{action}: " + ", ".join(bits)
 
 
 def evaluate_drift(
@@ -532,27 +600,38 @@ def evaluate_drift(
     reference_days: Sequence[date] | ReferenceWindow,
     settings: DriftSettings,
     at: datetime | None = None,
+    pair_references: Mapping[tuple[str, str], Sequence[date] | ReferenceWindow] | None = None,
 ) -> DriftReport:
     """Compare the current window's sketches with the reference's for every station × feature.
 
     ``stats`` are concatenated ``feature_stats`` rows, one per (date, station, feature); rows
-    of other days are ignored. See the module docstring for the statistics, tests and rules.
+    of other days are ignored. ``pair_references`` gives some (station, feature) pairs their
+    own reference (e.g. the days after a drift trigger that concerned them); an empty one
+    leaves the pair untested. Every row says which reference it used (``reference_kind``) and
+    its size (``reference_size`` days). See the module docstring for the statistics and rules.
     """
     current = tuple(sorted({_as_date(d) for d in current_days}))
     reference = tuple(sorted({_as_date(d) for d in reference_days}))
     kind = reference_days.kind if isinstance(reference_days, ReferenceWindow) else "given"
+    own_refs = {
+        (str(st), str(ft)): (tuple(sorted({_as_date(d) for d in days})),
+                             days.kind if isinstance(days, ReferenceWindow) else "given")
+        for (st, ft), days in (pair_references or {}).items()
+    }
     if not current:
         raise ValueError("current_days is empty")
-    if not reference:
+    if not reference and not any(days for days, _ in own_refs.values()):
         raise ValueError("reference_days is empty")
-    overlap = set(current) & set(reference)
-    if overlap:
-        raise ValueError(f"reference and current windows overlap on {len(overlap)} day(s), first {min(overlap)}")
+    for days in (reference, *(d for d, _ in own_refs.values())):
+        overlap = set(current) & set(days)
+        if overlap:
+            raise ValueError(f"reference and current windows overlap on {len(overlap)} day(s), first {min(overlap)}")
     windows = {"full": current}
     if settings.onset_days < len(current):
         windows["onset"] = current[-settings.onset_days:]
 
-    grid = _Grid(stats, np.array([np.datetime64(d, "D") for d in (*reference, *current)]))
+    every_day = {*reference, *current, *(d for days, _ in own_refs.values() for d in days)}
+    grid = _Grid(stats, np.array([np.datetime64(d, "D") for d in sorted(every_day)]))
     n_stations, n_features = grid.shape
     n_pairs = n_stations * n_features
     features = np.tile(grid.features, n_stations)
@@ -562,6 +641,15 @@ def evaluate_drift(
     floor = np.array([MEAN_SHIFT_FLOORS.get(f, DEFAULT_FLOOR) for f in features])
 
     ref_mask = grid.mask(reference)
+    ref_kind = np.full(n_pairs, kind, dtype=object)
+    ref_size = np.full(n_pairs, len(reference))
+    station_index = {st: i for i, st in enumerate(grid.stations)}
+    feature_index = {ft: j for j, ft in enumerate(grid.features)}
+    for (st, ft), (days, own_kind) in own_refs.items():
+        if st in station_index and ft in feature_index:
+            pair = station_index[st] * n_features + feature_index[ft]
+            ref_mask[pair] = grid.mask(days)[0] if days else False
+            ref_kind[pair], ref_size[pair] = own_kind, len(days)
     ref = grid.window(ref_mask)
     scale = np.fmax(np.abs(ref.mean), floor)
     day_numbers = grid.days.astype("int64")
@@ -637,9 +725,33 @@ def evaluate_drift(
         std_drift = (q_std <= fdr) & ((std_ratio > settings.std_ratio_high) | (std_ratio < settings.std_ratio_low))
         high = distribution_drift & (psi > settings.psi)
     severity = np.full(n_pairs, "", dtype=object)
-    severity[distribution_drift | std_drift] = "medium"
-    severity[high] = "high"
-    severity[mean_drift] = "critical"
+    action = np.full(n_pairs, "", dtype=object)
+    sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
+    level, spread, flat = _sequential(
+        offsets, _peer_offsets(log_var, grid.shape, settings.min_peers), day_var, grid, ref_mask,
+        grid.mask(current), sequential_ok, sd_floor, settings,
+    )
+    if settings.rule == "seed":
+        severity[distribution_drift | std_drift] = "medium"
+        severity[high] = "high"
+        severity[mean_drift] = "critical"
+        action[severity != ""] = "retrain"
+        level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
+    else:
+        level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
+        # the window statistics stay in the table for reading; their rules are not applied
+        mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
+        severity[spread_drift] = "high"
+        severity[level_drift] = "critical"
+        strong = (np.nan_to_num(level.statistic) >= settings.cusum_retrain_h) & level_drift
+        strong |= (np.nan_to_num(spread.statistic) >= settings.cusum_retrain_h) & spread_drift
+        action[level_drift | spread_drift] = "alert"
+        action[strong] = "retrain"
+        severity[flat_drift & ~level_drift] = "medium"
+        action[flat_drift & ~level_drift] = "alert"
+    if settings.rule == "sequential" and settings.retrain_features is not None:  # models barely feel it: alert
+        felt = np.isin(features, list(settings.retrain_features))
+        action[(action == "retrain") & ~felt] = "alert"
 
     cur_n = np.where(use_onset, onset.cur.n, full.cur.n)
     cur_mean = np.where(use_onset, onset.cur.mean, full.cur.mean)
@@ -650,6 +762,8 @@ def evaluate_drift(
         "circular": circular,
         "window": np.where(use_onset, "onset", "full"),
         "days": np.where(use_onset, len(windows.get("onset", ())), len(current)),
+        "reference_kind": ref_kind,
+        "reference_size": ref_size,
         "ref_count": ref.n.astype(int),
         "cur_count": cur_n.astype(int),
         "ref_mean": _only(~circular, ref.mean),
@@ -667,13 +781,23 @@ def evaluate_drift(
         "mean_shift_drift": mean_drift,
         "std_ratio_drift": std_drift,
         "distribution_drift": distribution_drift,
+        "level_cusum": level.statistic, "level_days": level.days, "level_shift": _level_shift(level, log_scale, scale),
+        "spread_cusum": spread.statistic, "spread_ratio": np.exp(spread.shift / 2.0),
+        "flat_days": flat.days,
+        "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift,
         "severity": severity,
+        "action": action,
     })  # fmt: skip
     table = table[(ref.n > 0) | (full.cur.n > 0)]
     rank = table["severity"].map({"": -1, **{s: i for i, s in enumerate(SEVERITIES)}})
-    best_q = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
-    table = table.assign(_rank=-rank, _q=best_q).sort_values(["_rank", "_q", "station", "feature"])
-    table = table.drop(columns=["_rank", "_q"]).reset_index(drop=True)
+    if settings.rule == "seed":
+        best = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
+    else:  # strongest sequential evidence first
+        best = -table[["level_cusum", "spread_cusum"]].max(axis=1).fillna(0.0) - 1e3 * table["flat_days"]
+    # what retrains first (a trigger's reason starts with why it retrains), then severity, then evidence
+    acts = (table["action"] != "retrain").astype(int)
+    table = table.assign(_act=acts, _rank=-rank, _q=best).sort_values(["_act", "_rank", "_q", "station", "feature"])
+    table = table.drop(columns=["_act", "_rank", "_q"]).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 
@@ -681,12 +805,176 @@ def _only(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(keep, values, np.nan)
 
 
+@dataclass
+class _Cusum:
+    """Two-sided CUSUM of a standardized daily series over the current window, per pair."""
+
+    statistic: np.ndarray  # max(S+, S−) on the last day, in reference standard deviations
+    days: np.ndarray  # consecutive days of the run behind it (0: no run)
+    shift: np.ndarray  # mean shift over that run, in the series' units
+    fired: np.ndarray
+
+
+def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray,
+           k: float, h: float, clip: float, min_days: int) -> _Cusum:
+    """CUSUM of ``series`` (pairs × days) on ``cur`` days, standardized by the ``ref`` days.
+
+    Centre and scale are the reference median and MAD (robust to the odd local episode), the
+    scale widened to the long-run standard deviation of a lag-1 correlated day series. Each day
+    adds z − ``k`` (capped at ``clip``, so one extreme day cannot fire alone); the rule fires
+    when the sum reaches ``h`` with at least ``min_days`` days in its run.
+    """
+    ref_values = np.where(ref, series, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(ref_values, axis=1)
+        mad = 1.4826 * np.nanmedian(np.abs(ref_values - centre[:, None]), axis=1)
+        dev = ref_values - centre[:, None]
+        lagged = np.nansum(dev[:, :-1] * dev[:, 1:], axis=1)
+        rho = np.clip(np.nan_to_num(lagged / np.nansum(dev * dev, axis=1)), 0.0, MAX_DAY_CORRELATION)
+        sd = np.sqrt(np.nansum(dev * dev, axis=1) / np.maximum((~np.isnan(dev)).sum(axis=1) - 1, 1))
+    count = (~np.isnan(ref_values)).sum(axis=1)
+    scale = np.fmax(np.fmax(np.nan_to_num(mad), np.nan_to_num(sd)), sd_floor) * np.sqrt((1.0 + rho) / (1.0 - rho))
+    columns = np.flatnonzero(cur.any(axis=0))
+    up, down = np.zeros(len(series)), np.zeros(len(series))
+    run_up, run_down = np.zeros(len(series), dtype=int), np.zeros(len(series), dtype=int)
+    sum_up, sum_down = np.zeros(len(series)), np.zeros(len(series))
+    for column in columns:
+        value = series[:, column]
+        present = ~np.isnan(value) & cur[:, column]
+        z = np.clip(np.where(present, (value - centre) / scale, 0.0), -clip, clip)
+        dev = np.where(present, value - centre, 0.0)
+        up_next, down_next = np.maximum(up + z - k, 0.0), np.maximum(down - z - k, 0.0)
+        run_up = np.where(up_next > 0, run_up + present, 0)
+        run_down = np.where(down_next > 0, run_down + present, 0)
+        sum_up = np.where(up_next > 0, sum_up + dev, 0.0)
+        sum_down = np.where(down_next > 0, sum_down + dev, 0.0)
+        up, down = up_next, down_next
+    use_up = up >= down
+    statistic = np.where(use_up, up, down)
+    days = np.where(use_up, run_up, run_down)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(days > 0, np.where(use_up, sum_up, sum_down) / np.maximum(days, 1), 0.0)
+    valid = ok & (count >= SEQUENTIAL_MIN_REFERENCE_DAYS) & np.isfinite(scale)
+    fired = valid & (statistic >= h) & (days >= min_days)
+    return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired)
+
+
+def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
+                sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, _Cusum, _Cusum]:
+    """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
+    within-day variance (spread), and flat lines (days whose readings are all one value)."""
+    k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
+    level = _cusum(offsets, ref, cur, ok, sd_floor, k, h, clip, min_days)
+    spread = _cusum(log_var_offsets, ref, cur, ok, np.full(len(ok), 0.05), k, h, clip, min_days)
+    with np.errstate(invalid="ignore"):
+        flat_day = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12)
+    flat_now = (flat_day & cur).sum(axis=1)
+    flat_before = (flat_day & ref).sum(axis=1) / np.maximum((ref & (grid.count > 0)).sum(axis=1), 1)
+    last = np.flatnonzero(cur.any(axis=0))
+    recent = flat_day[:, last[-min(len(last), 2):]].any(axis=1) if len(last) else np.zeros(len(ok), dtype=bool)
+    flat_fired = recent & (flat_before < 0.05)
+    flat = _Cusum(flat_now.astype(float), flat_now, np.zeros(len(ok)), flat_fired)
+    return level, spread, flat
+
+
+def _level_shift(level: _Cusum, log_scale: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The level CUSUM's shift as a relative change (log features) or in units of the feature's scale."""
+    return np.where(log_scale, np.expm1(level.shift), level.shift / scale)
+
+
+@dataclass(frozen=True)
+class DriftState:
+    """What the drift check carries from one evaluation to the next (the sensor's cursor).
+
+    ``last_trigger``: the last day of the current window of the latest drift trigger whose
+    retraining was actually requested (its cooldown runs from there). ``resets``: per
+    (station, feature) the first day of that pair's own reference — the pairs a requested
+    trigger concerned; after the retrain their new level is the normal. Every other pair keeps
+    the configured (seasonal) reference, so one trigger never shrinks the whole reference.
+    """
+
+    last_trigger: date | None = None
+    resets: Mapping[tuple[str, str], date] = field(default_factory=dict)
+
+    def fired(self, report: DriftReport) -> DriftState:
+        """The state after ``report``'s trigger was requested: cooldown from its last day, and its
+        flagged pairs' references restart the day after."""
+        last = report.current_days[-1]
+        after = last + timedelta(days=1)
+        settings = report.settings
+        reach = settings.reference_days + settings.current_days
+        if settings.rule == "seed" and settings.reference == "seasonal":
+            reach += SEASONAL_SHIFT_DAYS * settings.seasonal_years
+        # a restart older than any reference can reach no longer restricts anything: forget it
+        resets = {pair: day for pair, day in self.resets.items() if (after - day).days <= reach}
+        for row in report.retrain_rows[["station", "feature"]].itertuples(index=False):
+            resets[(str(row.station), str(row.feature))] = after
+        return DriftState(last, resets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_trigger": self.last_trigger.isoformat() if self.last_trigger else None,
+            "resets": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.resets.items())],
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> DriftState:
+        """From ``to_json`` output; a bare date string (the older cursor) is ``last_trigger`` alone."""
+        if not value:
+            return cls()
+        if isinstance(value, str):
+            return cls(date.fromisoformat(value))
+        last = value.get("last_trigger")
+        resets = {(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get("resets", [])}
+        return cls(date.fromisoformat(last) if last else None, resets)
+
+
+#: ``read(days)``: the ``feature_stats`` rows of ``days`` (e.g. from the lake).
+StatsReader = Callable[[Sequence[date]], pd.DataFrame]
+
+
 def check_drift(
-    stats: pd.DataFrame, last_day: date, settings: DriftSettings, not_before: date | None = None,
-    at: datetime | None = None,
-) -> DriftReport:
-    """The sensor's check: the current window ending ``last_day`` against its reference window."""
+    stats: pd.DataFrame | StatsReader, last_day: date, settings: DriftSettings, state: DriftState | None = None,
+    at: datetime | None = None, available: Iterable[date] | None = None,
+) -> DriftReport | None:
+    """The drift check the sensor and the backtest both run: the current window ending
+    ``last_day`` against its reference windows.
+
+    ``stats`` are sketch rows, or a reader of the days needed (then ``available`` lists the
+    stored days). Pairs in ``state.resets`` use only days from their reset on (seasonal if
+    earlier years already reach past it, else recent), and wait untested until they have
+    enough; every other pair uses the configured reference. ``None`` when no pair has a
+    reference or the current window has no sketches. Cooldown is applied by
+    ``DriftReport.triggers(state.last_trigger)``.
+    """
+    state = state or DriftState()
+    if isinstance(stats, pd.DataFrame):
+        frame: pd.DataFrame | None = stats
+        available = [_as_date(d) for d in np.unique(stats["date"].to_numpy().astype("datetime64[D]"))]
+    else:
+        frame = None
+        if available is None:
+            raise ValueError("check_drift needs the available days when it reads sketches itself")
+        available = [_as_date(d) for d in available]
     current = current_window(last_day, settings)
-    available = [_as_date(d) for d in np.unique(stats["date"].to_numpy().astype("datetime64[D]"))]
-    reference = reference_window(current, settings, available, not_before)
-    return evaluate_drift(stats, current, reference, settings, at)
+    if not set(current) & set(available):
+        return None
+    # The sequential rule follows each station against its peers: that offset is steady across
+    # seasons but not across years, so its normal is the recent past, not last year's weeks.
+    choose = settings.model_copy(update={"reference": "recent"}) if settings.rule == "sequential" else settings
+    available = frozenset(available)
+    reference = reference_window(current, choose, available)
+    own = {pair: reference_window(current, choose, available, not_before=day)
+           for pair, day in state.resets.items() if day > reference_window_start(reference, current)}
+    if not len(reference) and not any(len(w) for w in own.values()):
+        return None
+    if frame is None:
+        days = sorted({*current, *reference, *(d for w in own.values() for d in w)})
+        frame = stats(days)
+    return evaluate_drift(frame, current, reference, settings, at, pair_references=own)
+
+
+def reference_window_start(reference: ReferenceWindow, current: Sequence[date]) -> date:
+    """The first day ``reference`` uses (the current window's first day when it is empty)."""
+    return min(reference.days) if len(reference) else min(current)

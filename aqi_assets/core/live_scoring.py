@@ -14,6 +14,8 @@ from aqi_assets.core.schema import coerce_numeric
 from aqi_assets.core.triggers import PERFORMANCE_COLUMNS
 
 PERFORMANCE_DATASET = "model_performance"
+#: Model-version tag with the last day of the version's training window (set at registration).
+TRAINED_THROUGH_TAG = "aqi.trained_through"
 #: Per-day score columns: the trigger rules' columns plus which version served and since when.
 SCORE_COLUMNS: tuple[str, ...] = PERFORMANCE_COLUMNS + (
     "persistence_aqi_category_accuracy", "rmse_skill", "champion_version", "serving_since",
@@ -26,6 +28,15 @@ def history_for(lake: Lake, day: date, lookback_hours: int, horizon_hours: int) 
     days = [day - timedelta(days=i) for i in range(days_back, -1, -1)]
     frame = lake.read_days(OBSERVATIONS, days)
     return coerce_numeric(frame) if len(frame) else frame
+
+
+def in_training_window(day: date, trained_through: date | str | None) -> bool:
+    """Whether ``day`` is one the model was trained on (or before): such a day is never scored live,
+    since its in-sample error would make the model look better than it is (a backfill asks for them)."""
+    if trained_through in (None, ""):
+        return False
+    last = date.fromisoformat(trained_through) if isinstance(trained_through, str) else trained_through
+    return day <= last
 
 
 def score_day(model: str, forecaster: Forecaster, version: str, serving_since: str | None,

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 
 from aqi_assets.core.config import MODEL_NAMES, RetrainingConfig
-from aqi_assets.core.drift import DriftReport, current_window, evaluate_drift, reference_window
+from aqi_assets.core import drift
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.live_scoring import performance_history
 from aqi_assets.core.schedule import adapt_interval, base_interval, schedule_due
@@ -37,14 +37,21 @@ class PerformanceCheck:
 
 
 def serving_rows(history: pd.DataFrame, model: str) -> tuple[pd.DataFrame, date | None]:
-    """Score rows of the version serving now (the latest scored) and the day it started serving."""
+    """Score rows of the version serving now (the latest scored) and the day it started serving.
+
+    Rows dated before that day (a backfill scoring days inside the model's training window) are
+    left out: they are in-sample and would flatter the reference the triggers compare against.
+    """
     rows = history[history["model"] == model]
     if rows.empty:
         return rows, None
     version = rows["champion_version"].iloc[-1]
     rows = rows[rows["champion_version"] == version]
     since = rows["serving_since"].iloc[-1]
-    return rows, (date.fromisoformat(since) if since else _day(rows["date"].min()))
+    if not since:
+        return rows, _day(rows["date"].min())
+    start = date.fromisoformat(since)
+    return rows[pd.to_datetime(rows["date"]).dt.date >= start], start
 
 
 def check_performance(lake: Lake, config: RetrainingConfig, last_triggered: dict[str, str] | None = None
@@ -72,27 +79,22 @@ def check_performance(lake: Lake, config: RetrainingConfig, last_triggered: dict
     return check
 
 
-def check_drift(lake: Lake, config: RetrainingConfig, last_triggered_on: str | None = None,
-                as_of: date | None = None) -> tuple[DriftReport | None, list[Trigger]]:
+def check_drift(lake: Lake, config: RetrainingConfig, state: drift.DriftState | None = None,
+                as_of: date | None = None) -> tuple[drift.DriftReport | None, list[Trigger]]:
     """The drift report of the latest ``current_days`` of sketches and the trigger it makes.
 
-    After a drift trigger the reference never reaches back before the day after it (the new
-    normal becomes the reference once the model has been retrained on it).
+    ``drift.check_drift`` (the one the backtest replays) reading only the days it needs;
+    ``state`` holds the last requested trigger (cooldown) and the pairs whose reference restarted.
     """
-    settings = config.drift
     days = lake.days(FEATURE_STATS)
     if not days:
         return None, []
-    last = as_of or max(days)
-    current = current_window(last, settings)
-    not_before = date.fromisoformat(last_triggered_on) + timedelta(days=1) if last_triggered_on else None
-    reference = reference_window(current, settings, days, not_before)
-    if not len(reference) or not set(current) & set(days):
+    state = state or drift.DriftState()
+    report = drift.check_drift(lambda wanted: lake.read_days(FEATURE_STATS, wanted), as_of or max(days),
+                               config.drift, state, available=days)
+    if report is None:
         return None, []
-    stats = lake.read_days(FEATURE_STATS, sorted(set(current) | set(reference)))
-    report = evaluate_drift(stats, current, reference, settings)
-    last_on = date.fromisoformat(last_triggered_on) if last_triggered_on else None
-    return report, report.triggers(last_triggered_on=last_on)
+    return report, report.triggers(last_triggered_on=state.last_trigger)
 
 
 def schedule_state(lake: Lake) -> dict:

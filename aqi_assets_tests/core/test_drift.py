@@ -23,7 +23,7 @@ from aqi_assets.core.feature_stats import HIST_COLUMNS, compute_feature_stats
 from aqi_assets.core.schema import COMPASS_POINTS, HISTOGRAM_BINS, STAT_FEATURES, histogram_edges
 from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
 
-SETTINGS = DriftSettings()
+SETTINGS = DriftSettings(rule="seed")  # the window rules; the sequential rule is tested below
 
 
 def days_from(first: date, count: int) -> list[date]:
@@ -85,9 +85,12 @@ def test_windows_recent_seasonal_and_fallback():
     # No earlier year: fall back to the recent window (restricted to days on record).
     fallback = reference_window(current, SETTINGS, days_from(date(2025, 10, 1), 50))
     assert fallback.kind == "recent" and fallback.days[0] == date(2025, 10, 21) and len(fallback) == 30
-    # not_before: nothing earlier is used (here: a recent window cut to 10 days).
-    cut = reference_window(current, SETTINGS, None, not_before=date(2025, 11, 10))
-    assert cut.kind == "recent" and cut.days[0] == date(2025, 11, 10) and len(cut) == 10
+    # not_before: nothing earlier is used (here: a recent window cut to 20 days); a window cut
+    # below half its length (10 days) is not used at all.
+    cut = reference_window(current, SETTINGS, None, not_before=date(2025, 10, 31))
+    assert cut.kind == "recent" and cut.days[0] == date(2025, 10, 31) and len(cut) == 20
+    short = reference_window(current, SETTINGS, None, not_before=date(2025, 11, 10))
+    assert short.kind == "insufficient" and len(short) == 0
 
 
 def test_drift_settings_validation_names_the_field():
@@ -361,3 +364,23 @@ def test_beijing_gucheng_wind_change_is_found(beijing_stats):
     wind = report.flagged.query("feature == 'wind_speed'")
     assert list(wind["station"]) == ["Gucheng"]
     assert wind.iloc[0]["severity"] == "critical" and wind.iloc[0]["mean_shift"] > 0.5
+
+
+def test_sequential_rule_finds_the_recalibrated_station_on_the_simulated_city():
+    settings = DriftSettings(rule="sequential")  # the shipped sequential settings
+    scenario = DriftScenario("sensor_recalibration", STEP_DAY, "S0001")  # pollutants ×1.5 + 8
+    source = SimulatedSource(seed=42, n_stations=12, start=date(2025, 9, 1), end=date(2025, 12, 31), scenarios=[scenario])
+    days = days_from(STEP_DAY - timedelta(days=40), 43)
+    stats = sketch_days([source.read_day(d) for d in days], days)
+    # Too few reference days (13 before the current window) is no test at all, not a noisy one.
+    assert check_drift(stats[stats["date"] >= pd.Timestamp(days[20])], STEP_DAY - timedelta(days=1), settings).flagged.empty
+    quiet = check_drift(stats, STEP_DAY - timedelta(days=1), settings)
+    assert quiet.flagged.empty and quiet.triggers() == []
+    second = check_drift(stats, STEP_DAY + timedelta(days=1), settings)  # day two: alerts name the station
+    assert set(second.flagged["station"]) == {"S0001"} and set(second.flagged["action"]) == {"alert"}
+    assert second.triggers() == []  # o3 and so2 moved most: alerts; PM2.5 (what the models predict) is noisier here
+    every = settings.model_copy(update={"retrain_features": None})
+    report = check_drift(stats, STEP_DAY + timedelta(days=2), every)  # day three: retrain on any feature
+    assert set(report.retrain_rows["station"]) == {"S0001"} and report.triggers()
+    assert report.flagged.iloc[0]["station"] == "S0001"
+    assert report.references()["recent"]["pairs"] == len(report.table)  # the sequential rule's reference

@@ -114,6 +114,7 @@ def test_step_shift_is_detected_within_two_days(tmp_path):
     source = SimulatedSource(seed=3, n_stations=12, start=date(2024, 3, 1), end=date(2024, 5, 1),
                              scenarios=[DriftScenario("sensor_recalibration", shift, station="S0005")])
     lake = Lake(tmp_path)
+    save_record(lake, next_record(lake, {"drift.rule": "seed"}))  # the window rules: every feature, two days
     with dg.instance_for_test() as instance:
         sketches(lake, source, date(2024, 3, 1), shift - timedelta(days=1))
         quiet, _ = evaluate(data_drift_sensor, instance, lake)
@@ -130,6 +131,7 @@ def test_step_shift_is_detected_within_two_days(tmp_path):
 def test_change_of_season_alone_does_not_trigger_with_the_seasonal_reference(tmp_path):
     source = SimulatedSource(seed=11, n_stations=12, start=date(2022, 9, 1), end=date(2024, 12, 1))
     lake = Lake(tmp_path)
+    save_record(lake, next_record(lake, {"drift.rule": "seed"}))
     # two earlier autumns-to-winters and the current one
     for year in (2022, 2023, 2024):
         sketches(lake, source, date(year, 10, 1), date(year, 12, 1) if year < 2024 else date(2024, 11, 28))
@@ -141,7 +143,8 @@ def test_change_of_season_alone_does_not_trigger_with_the_seasonal_reference(tmp
     contrast = Lake(tmp_path / "contrast")
     sketches(contrast, source, date(2024, 9, 1), date(2024, 9, 30))
     sketches(contrast, source, date(2024, 11, 22), date(2024, 11, 28))
-    save_record(contrast, next_record(contrast, {"drift.reference": "recent", "drift.reference_days": "90"}))
+    save_record(contrast, next_record(contrast, {"drift.rule": "seed", "drift.reference": "recent",
+                                                 "drift.reference_days": "90"}))
     report, triggers = check_drift(contrast, current_config(contrast))
     assert report.reference_kind == "recent" and len(report.flagged) > 0 and triggers
 

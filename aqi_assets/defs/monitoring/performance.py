@@ -8,7 +8,7 @@ import pandas as pd
 from aqi_assets.core import registry
 from aqi_assets.core.config import MODEL_NAMES
 from aqi_assets.core.forecasting import Forecaster, load_forecaster
-from aqi_assets.core.live_scoring import history_for, score_day, score_frame
+from aqi_assets.core.live_scoring import TRAINED_THROUGH_TAG, history_for, in_training_window, score_day, score_frame
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.partitions import daily_partitions
 from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource
@@ -44,6 +44,11 @@ def model_performance(context: dg.AssetExecutionContext, lake: LakeResource,
         champion = registry.champion(model, client)
         if champion is None:
             context.log.info(f"{model}: no champion yet, nothing to score")
+            continue
+        trained_through = champion.tags.get(TRAINED_THROUGH_TAG)
+        if in_training_window(day, trained_through):
+            context.log.info(f"{model} v{champion.version}: {day} is inside its training window "
+                             f"(trained through {trained_through}); not scored")
             continue
         forecaster = _serving_model(model, str(champion.version), client.tracking_uri)
         history = history_for(store, day, forecaster.lookback_hours, forecaster.spec.horizon_hours)

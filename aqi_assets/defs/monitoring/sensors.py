@@ -8,12 +8,14 @@ from aqi_assets.core import monitoring
 from aqi_assets.core.alerts import Alert
 from aqi_assets.core.config_store import current_config
 from aqi_assets.core.datasets import OBSERVATIONS, latest_observed_day
+from aqi_assets.core.drift import DriftState
 from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error
 from aqi_assets.defs.monitoring.cursors import dump_cursor, load_cursor
 from aqi_assets.defs.monitoring.interval import TICK_SECONDS, checked_on_configured_interval
 from aqi_assets.defs.monitoring.performance import ingest_day
 from aqi_assets.defs.monitoring.runs import requests_for, retrainings_in_flight
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
+from aqi_assets.defs.run_tags import TRIGGER_KEY_TAG
 from aqi_assets.defs.training.jobs import RETRAINING_JOBS, manual_retraining
 
 MAX_INGEST_PER_TICK = 7
@@ -42,7 +44,10 @@ def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: La
     if check.today is None:
         return dg.SkipReason("no model_performance scores stored yet")
     requests, held = requests_for(check.triggers, retrainings_in_flight(context.instance), config)
+    requested = {request.tags[TRIGGER_KEY_TAG] for request in requests}
     for trigger in check.triggers:
+        if trigger.key not in requested:  # held back: not fired, no cooldown; re-evaluated next tick
+            continue
         last[trigger.model] = check.today.isoformat()
         if trigger.severity == "critical":
             alert(store, Alert("critical_degradation", "critical", f"{trigger.model} live error degraded",
@@ -56,7 +61,7 @@ def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: La
     minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=list(RETRAINING_JOBS.values()),
-    description="Retrains every model when inputs drift (drift.* settings: mean shift, std ratio, KS/PSI with FDR control).",
+    description="Retrains every model when inputs drift (drift.* settings: CUSUM of each station against its peers by default; the window rules with drift.rule=seed); alerts on changes retraining would not fix.",
 )
 @alerting_on_error
 @checked_on_configured_interval(triggers_retraining=True)
@@ -64,14 +69,21 @@ def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     store = lake.get()
     config = current_config(store)
     state = load_cursor(context.cursor)
-    report, triggers = monitoring.check_drift(store, config, state.get("last_trigger"))
+    drift_state = DriftState.from_json(state)
+    report, triggers = monitoring.check_drift(store, config, drift_state)
     if report is None:
         return dg.SkipReason("not enough feature_stats days for a current and a reference window")
     requests, held = requests_for(triggers, retrainings_in_flight(context.instance), config)
-    if triggers:
-        state["last_trigger"] = report.current_days[-1].isoformat()
+    if requests:  # fired only when a run was requested: then cooldown, and its pairs' references restart
+        state.update(drift_state.fired(report).to_json())
         alert(store, Alert("drift_detected", triggers[0].severity, "input drift detected", report.summary(),
                            {"pairs flagged": len(report.flagged), "reference": report.reference_kind}), context.log)
+    elif not triggers and report.alert_rows["flatline"].any() and state.get("alerted") != report.current_days[-1].isoformat():
+        # a flat-lining sensor: retraining would not fix it; alert once per day, no run (other
+        # findings below the retrain threshold are in the tick's skip reason and the report)
+        state["alerted"] = report.current_days[-1].isoformat()
+        alert(store, Alert("sensor_error", "medium", "suspect sensor readings", report.summary(),
+                           {"pairs flagged": len(report.alert_rows)}), context.log)
     context.update_cursor(dump_cursor(state))
     return requests or dg.SkipReason(report.summary() if not held else "; ".join(held))
 
