@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clock = time.perf_counter()
     config = RetrainingConfig()
-    settings = config.drift if args.rule is None else config.drift.model_copy(update={"rule": args.rule})
+    settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = "triggers" if args.rule is None else f"triggers_{args.rule}"
     print(f"reading {args.data} and sketching every station-day ...", flush=True)
     frame, sketches = load(Path(args.data))

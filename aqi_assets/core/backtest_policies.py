@@ -113,9 +113,9 @@ def policy_from_name(name: str, config: RetrainingConfig | None = None) -> Polic
             raise ValueError(f"policy {name!r}: the {base} policy takes no settings")
         deployed = base == "deployed"
         return Policy(name, performance=config.performance if deployed else None,
-                      drift=config.drift if deployed else None, schedule=config.schedule,
+                      drift=config.drift_in_force() if deployed else None, schedule=config.schedule,
                       score_with=config.performance)
-    drift = config.drift if base in ("drift", "default+drift") else None
+    drift = config.drift_in_force() if base in ("drift", "default+drift") else None
     return Policy(name, interval_days=None if interval is None else int(interval), performance=performance,
                   drift=drift)
 

@@ -8,6 +8,8 @@ message that names the field.
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -136,8 +138,8 @@ class DriftSettings(_Section):
     cusum_clip: float = Field(6.0, gt=0, description="sequential: one day adds at most this (outlier days)")
     min_duration_days: int = Field(2, ge=1, description="sequential: days a change must last before it fires")
     retrain_features: list[str] | None = Field(
-        ["pm25"], description="sequential: drift in these features retrains the models (set it to the "
-        "training target); drift elsewhere and flat lines alert only. None: every feature retrains",
+        None, description="sequential: drift in these features retrains the models (unset: the forecast "
+        "target, training.target; ['all']: every feature); drift elsewhere and flat lines alert only",
     )
 
     @model_validator(mode="after")
@@ -200,10 +202,20 @@ class RetrainingConfig(_Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
 
+    def drift_in_force(self) -> DriftSettings:
+        """``drift`` with ``retrain_features`` resolved: unset is the forecast target, ``['all']`` every feature."""
+        features = self.drift.retrain_features
+        if features is None:
+            features = [self.training.target]
+        elif "all" in features:
+            features = None
+        return self.drift.model_copy(update={"retrain_features": features})
+
     def with_overrides(self, overrides: dict[str, Any]) -> "RetrainingConfig":
         """A new config with dotted-key edits applied (``{"gates.max_rmse": 22}``), validated.
 
-        ``"null"``, ``"none"`` or ``"~"`` clear an optional setting.
+        ``"null"``, ``"none"`` or ``"~"`` clear an optional setting; a list setting takes
+        ``"no2,o3"`` or ``'["no2", "o3"]'``.
         """
         data = self.model_dump()
         for key, value in overrides.items():
@@ -218,6 +230,12 @@ class RetrainingConfig(_Section):
             leaf = parts[-1]
             if not isinstance(node, dict) or (leaf not in node and not _is_dict_field(parts[:-1])):
                 raise ConfigError(key, f"unknown setting {key!r}")
+            if isinstance(value, str) and isinstance(node.get(leaf), list) or key in _LIST_SETTINGS and \
+                    isinstance(value, str):
+                try:
+                    value = _as_list(value)
+                except ValueError as exc:
+                    raise ConfigError(key, f"{value!r} is not a list ('no2,o3' or '[\"no2\", \"o3\"]'): {exc}") from exc
             node[leaf] = value
         return parse_config(data)
 
@@ -231,6 +249,15 @@ class RetrainingConfig(_Section):
 
 
 _NULLS = {"null", "none", "None", "~"}
+#: Settings holding a list (optional ones may be unset, so their type is not seen in the data).
+_LIST_SETTINGS = {"drift.retrain_features"}
+
+
+def _as_list(text: str) -> list:
+    text = text.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _is_dict_field(path: list[str]) -> bool:

@@ -91,7 +91,7 @@ def check_drift(lake: Lake, config: RetrainingConfig, state: drift.DriftState | 
         return None, []
     state = state or drift.DriftState()
     report = drift.check_drift(lambda wanted: lake.read_days(FEATURE_STATS, wanted), as_of or max(days),
-                               config.drift, state, available=days)
+                               config.drift_in_force(), state, available=days)
     if report is None:
         return None, []
     return report, report.triggers(last_triggered_on=state.last_trigger)

@@ -70,7 +70,7 @@ def test_policy_names_map_to_rules():
     assert (seed.critical_rmse_increase, seed.critical_accuracy_drop) == (0.30, 0.20)
     tuned = policy_from_name("default:rmse_increase=0.1+cooldown_days=7+every=60")
     assert (tuned.performance.rmse_increase, tuned.performance.cooldown_days, tuned.interval_days) == (0.1, 7, 60)
-    assert policy_from_name("default+drift").drift == RetrainingConfig().drift
+    assert policy_from_name("default+drift").drift == RetrainingConfig().drift_in_force()
     with pytest.raises(ValueError, match="unknown policy 'weekly'"):
         policy_from_name("weekly")
     with pytest.raises(ValueError, match="unknown performance setting"):

@@ -28,7 +28,7 @@ def test_deployed_policy_is_the_union_the_platform_runs():
     config = RetrainingConfig()
     deployed = policy_from_name("deployed", config)
     assert deployed.schedule == config.schedule and deployed.performance == config.performance
-    assert deployed.drift == config.drift and deployed.kind == "triggered"
+    assert deployed.drift == config.drift_in_force() and deployed.kind == "triggered"
     schedule = policy_from_name("schedule", config)
     assert schedule.kind == "adaptive" and schedule.performance is None and schedule.drift is None
 

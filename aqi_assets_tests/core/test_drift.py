@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from aqi_assets.core.config import ConfigError, DriftSettings, parse_config
+from aqi_assets.core.config import ConfigError, DriftSettings, RetrainingConfig, parse_config
 from aqi_assets.core.drift import (
     benjamini_hochberg,
     check_drift,
@@ -367,7 +367,7 @@ def test_beijing_gucheng_wind_change_is_found(beijing_stats):
 
 
 def test_sequential_rule_finds_the_recalibrated_station_on_the_simulated_city():
-    settings = DriftSettings(rule="sequential")  # the shipped sequential settings
+    settings = RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force()  # as shipped
     scenario = DriftScenario("sensor_recalibration", STEP_DAY, "S0001")  # pollutants ×1.5 + 8
     source = SimulatedSource(seed=42, n_stations=12, start=date(2025, 9, 1), end=date(2025, 12, 31), scenarios=[scenario])
     days = days_from(STEP_DAY - timedelta(days=40), 43)
@@ -384,3 +384,13 @@ def test_sequential_rule_finds_the_recalibrated_station_on_the_simulated_city():
     assert set(report.retrain_rows["station"]) == {"S0001"} and report.triggers()
     assert report.flagged.iloc[0]["station"] == "S0001"
     assert report.references()["recent"]["pairs"] == len(report.table)  # the sequential rule's reference
+
+
+def test_drift_retrains_on_the_forecast_target_unless_told_otherwise():
+    from aqi_assets.core.config import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG.drift_in_force().retrain_features == ["pm25"]
+    no2 = DEFAULT_CONFIG.with_overrides({"training.target": "no2"})
+    assert no2.drift_in_force().retrain_features == ["no2"]  # follows the target, whatever it is
+    assert no2.with_overrides({"drift.retrain_features": '["o3", "no2"]'}).drift_in_force().retrain_features == ["o3", "no2"]
+    assert no2.with_overrides({"drift.retrain_features": '["all"]'}).drift_in_force().retrain_features is None

@@ -165,7 +165,8 @@ def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_o
     wind = stats.copy()
     rows = (wind["station"] == "T3") & (wind["feature"] == "wind_speed") & (wind["date"] >= pd.Timestamp(step_day))
     wind.loc[rows, ["sum", "sum_sq"]] = wind.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]
-    settings = DriftSettings(rule="sequential")  # shipped: alert from 8, retrain from 10, pm25 only
+    # shipped: alert from 8, retrain from 10, on the forecast target only (pm25 by default)
+    settings = RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force()
     report = check_drift(wind, step_day + timedelta(days=1), settings)
     actions = {(r.station, r.feature): r.action for r in report.flagged.itertuples()}
     assert actions == {("T2", "pm25"): "retrain", ("T3", "wind_speed"): "alert"}
@@ -194,6 +195,6 @@ def test_what_retrains_is_named_before_what_only_alerts():
     stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
     rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(step_day))
     stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [8.0, 64.0]
-    report = check_drift(stats, step_day + timedelta(days=1), DriftSettings(rule="sequential"))
+    report = check_drift(stats, step_day + timedelta(days=1), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
     assert list(report.flagged["action"]) == ["retrain", "alert"]
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")

@@ -226,7 +226,7 @@ def test_drift_retraining_failure_and_sensor_error_alerts_reach_the_webhook(tmp_
     source = SimulatedSource(seed=3, n_stations=12, start=date(2024, 3, 1), end=date(2024, 5, 1),
                              scenarios=[DriftScenario("sensor_recalibration", shift, station="S0005")])
     lake = Lake(tmp_path / "lake")
-    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url}))
+    save_record(lake, next_record(lake, {"operations.alert_webhook_url": url, "drift.rule": "seed"}))  # fires in 2 days
     sketches(lake, source, date(2024, 3, 1), shift + timedelta(days=1))
     with dg.instance_for_test() as instance:
         result, _ = evaluate(data_drift_sensor, instance, lake)

@@ -10,6 +10,7 @@ import dagster as dg
 from aqi_assets.core.config_store import next_record, save_record
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
+from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.monitoring.sensors import data_drift_sensor, performance_degradation_sensor
 from aqi_assets_tests.defs.test_sensors import evaluate, performance_rows, sketches, store_scores
 
@@ -31,7 +32,7 @@ def test_held_performance_trigger_is_not_written_to_the_cursor(tmp_path):
         assert json.loads(context.cursor or "{}").get("last_trigger", {}) == {}
     # The run in flight failed (nothing is in flight now): the next tick requests at once, no cooldown.
     with dg.instance_for_test() as instance:
-        result, context = evaluate(performance_degradation_sensor, instance, lake, cursor=context.cursor)
+        result, context = evaluate(performance_degradation_sensor, instance, lake, cursor=without_last_check(context.cursor))
         assert [r.job_name for r in result] == ["retrain_xgboost"]
         assert json.loads(context.cursor)["last_trigger"] == {"xgboost": "2024-03-28"}
 
@@ -51,7 +52,7 @@ def test_held_drift_trigger_neither_starts_cooldown_nor_resets_references(tmp_pa
         cursor = json.loads(context.cursor or "{}")
         assert cursor.get("last_trigger") is None and not cursor.get("resets")
     with dg.instance_for_test() as instance:
-        result, context = evaluate(data_drift_sensor, instance, lake, cursor=context.cursor)
+        result, context = evaluate(data_drift_sensor, instance, lake, cursor=without_last_check(context.cursor))
         assert {r.job_name for r in result} == {"retrain_xgboost", "retrain_lstm", "retrain_gnn"}
         cursor = json.loads(context.cursor)
         assert cursor["last_trigger"] == (shift + timedelta(days=1)).isoformat()
@@ -77,7 +78,7 @@ def test_flat_line_alerts_once_and_requests_no_run(tmp_path, webhook):
     with dg.instance_for_test() as instance:
         result, context = evaluate(data_drift_sensor, instance, lake)
         assert isinstance(result, dg.SkipReason) and "T4" in result.skip_message
-        again, _ = evaluate(data_drift_sensor, instance, lake, cursor=context.cursor)
+        again, _ = evaluate(data_drift_sensor, instance, lake, cursor=without_last_check(context.cursor))
         assert isinstance(again, dg.SkipReason)
     assert [m["metadata"]["event_type"] for m in received] == ["aqi_sensor_error"]
     assert json.loads(context.cursor)["alerted"] == day.isoformat()
