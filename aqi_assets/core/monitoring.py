@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from aqi_assets.core.config import MODEL_NAMES, RetrainingConfig
-from aqi_assets.core.drift import DriftReport, current_window, evaluate_drift, reference_window
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.live_scoring import performance_history
 from aqi_assets.core.schedule import adapt_interval, base_interval, schedule_due
 from aqi_assets.core.triggers import Trigger, evaluate_performance, performance_score
+
+if TYPE_CHECKING:  # drift statistics need scipy, imported when drift is checked, not at load
+    from aqi_assets.core.drift import DriftReport
 
 FEATURE_STATS = "feature_stats"
 SCHEDULE_DATASET = "retraining_schedule"
@@ -79,6 +82,8 @@ def check_drift(lake: Lake, config: RetrainingConfig, last_triggered_on: str | N
     After a drift trigger the reference never reaches back before the day after it (the new
     normal becomes the reference once the model has been retrained on it).
     """
+    from aqi_assets.core.drift import current_window, evaluate_drift, reference_window
+
     settings = config.drift
     days = lake.days(FEATURE_STATS)
     if not days:
