@@ -49,7 +49,7 @@ class XGBoostForecaster(Forecaster):
         "subsample": 0.8,
         "colsample_bytree": 0.8,
         "max_bin": 256,
-        "early_stopping_rounds": 50,
+        "early_stopping_rounds": 100,
         "warm_start_rounds": 300,
         "log_blend": 0.3,
         "n_nearest": 6,
