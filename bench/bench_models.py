@@ -237,8 +237,9 @@ Reproduce: {REPRODUCE}.
 Runs (UTC, 1-minute load average before → after): {"; ".join(runs) or "not recorded"}; on
 {machine['cpus']} × {machine['cpu_model'] or "CPU"}, {machine['memory_gb']} GB RAM, shared with other work.
 A load above the {machine['cpus']} cores means the models competed for CPU and their wall times are
-inflated; CPU seconds of `fit`: {cpu or "not recorded"}. The torch models train on every core and stop on validation early stopping (keeping the best epoch's
-weights); `max_seconds` is only a safety cap ({budget}).
+inflated; CPU seconds of `fit`: {cpu or "not recorded"}. The torch models train on every free core (one when the machine is busy). The LSTM stops on validation
+early stopping (patience 2, the best epoch's weights kept), `max_seconds` only a safety cap; the GNN still
+decays its learning rate over and stops at its `max_seconds` budget (`cosine_budget`) ({budget}).
 """
     path = RESULTS_DIR / "models.md"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
