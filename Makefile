@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers validate clean
+.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers bench-import bench-retrain validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ bench-feature-stats: install
 
 bench-models: install
 	$(BIN)/python -m bench.bench_models
+
+bench-import: install
+	$(BIN)/python -m bench.bench_import
+
+bench-retrain: install
+	$(BIN)/python -m bench.bench_retrain
 
 bench-policies: install
 	$(BIN)/python -m bench.bench_policies

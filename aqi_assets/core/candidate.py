@@ -56,8 +56,11 @@ class Candidate:
 
 
 def train_candidate(model: str, dataset: pd.DataFrame, graph: StationGraph | None, settings: TrainingSettings,
-                    progress: Callable[[str], None] | None = None, **hyperparams) -> Candidate:
-    """Fit ``model`` on the train/valid parts of the window and score it on the holdout."""
+                    progress: Callable[[str], None] | None = None, warm_start: Forecaster | None = None,
+                    **hyperparams) -> Candidate:
+    """Fit ``model`` on the train/valid parts of the window and score it on the holdout.
+
+    With ``warm_start`` (the champion) the fit continues from it (``Forecaster.fit``)."""
     if dataset.empty:
         raise TrainingDataError("the training dataset is empty")
     try:
@@ -74,7 +77,7 @@ def train_candidate(model: str, dataset: pd.DataFrame, graph: StationGraph | Non
     spec = ForecastSpec(target=settings.target, horizon_hours=settings.horizon_hours)
     forecaster = make_forecaster(model, spec, preset=settings.preset, **hyperparams)
     wall, cpu = time.perf_counter(), time.process_time()
-    report = forecaster.fit(train, valid, graph, progress=progress)
+    report = forecaster.fit(train, valid, graph, progress=progress, warm_start=warm_start)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     scoring = pd.concat([valid, holdout], ignore_index=True)
     first, last = parts["holdout"]

@@ -36,6 +36,11 @@ class TrainingSettings(_Section):
     preset: Literal["full", "fast"] = Field(
         "full", description="model size: 'full' for real training, 'fast' for demos and tests"
     )
+    warm_start: bool = Field(
+        False, description="continue from the champion (XGBoost adds trees to its boosters, the torch models "
+                           "fine-tune its weights for a few epochs) instead of training from scratch; the "
+                           "champion/challenger gate still decides"
+    )
 
     @model_validator(mode="after")
     def _split_fits(self):

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from aqi_assets.core.config import MODEL_NAMES, RetrainingConfig
-from aqi_assets.core import drift
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.live_scoring import performance_history
 from aqi_assets.core.schedule import adapt_interval, base_interval, schedule_due
 from aqi_assets.core.triggers import Trigger, evaluate_performance, performance_score
+
+if TYPE_CHECKING:  # drift statistics need scipy, imported when drift is checked, not at load
+    from aqi_assets.core.drift import DriftReport, DriftState
 
 FEATURE_STATS = "feature_stats"
 SCHEDULE_DATASET = "retraining_schedule"
@@ -79,13 +82,15 @@ def check_performance(lake: Lake, config: RetrainingConfig, last_triggered: dict
     return check
 
 
-def check_drift(lake: Lake, config: RetrainingConfig, state: drift.DriftState | None = None,
-                as_of: date | None = None) -> tuple[drift.DriftReport | None, list[Trigger]]:
+def check_drift(lake: Lake, config: RetrainingConfig, state: DriftState | None = None,
+                as_of: date | None = None) -> tuple[DriftReport | None, list[Trigger]]:
     """The drift report of the latest ``current_days`` of sketches and the trigger it makes.
 
     ``drift.check_drift`` (the one the backtest replays) reading only the days it needs;
     ``state`` holds the last requested trigger (cooldown) and the pairs whose reference restarted.
     """
+    from aqi_assets.core import drift  # scipy: imported when drift is checked, not at load
+
     days = lake.days(FEATURE_STATS)
     if not days:
         return None, []

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+
+class _LazyPyplot:
+    """``matplotlib.pyplot`` (headless, Agg), imported on first use: matplotlib takes about a
+    second to import and the code location only needs it when a plot is drawn."""
+
+    def __getattr__(self, name: str):
+        matplotlib = importlib.import_module("matplotlib")
+        matplotlib.use("Agg")
+        return getattr(importlib.import_module("matplotlib.pyplot"), name)
+
+
+plt = _LazyPyplot()
 
 
 def figure_png(fig) -> bytes:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-
-import mlflow
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from aqi_assets.core.config import MODEL_NAMES
+
+if TYPE_CHECKING:  # MLflow is slow to import: the code location loads this module without it
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
@@ -40,6 +40,10 @@ def configure_mlflow(tracking_uri: str, artifact_root: str, experiment: str) -> 
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists (artifacts under
     ``artifact_root`` when it is created here); the model registry lives on the same store.
     Returns the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -83,7 +87,15 @@ class PromotionRecord:
         return asdict(self)
 
 
+def _client() -> "MlflowClient":
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
 def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -92,12 +104,12 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion 
 
 def champion(model: str, client: MlflowClient | None = None) -> ModelVersion | None:
     """The version serving now (``@champion``), or ``None`` before the first promotion."""
-    client = client or MlflowClient()
+    client = client or _client()
     return _alias_version(client, registered_model_name(model), CHAMPION)
 
 
 def previous_champion(model: str, client: MlflowClient | None = None) -> ModelVersion | None:
-    client = client or MlflowClient()
+    client = client or _client()
     return _alias_version(client, registered_model_name(model), PREVIOUS_CHAMPION)
 
 
@@ -107,7 +119,7 @@ def champion_uri(model: str) -> str:
 
 def tag_gate_results(model: str, version: str, results: dict[str, bool], client: MlflowClient | None = None) -> None:
     """Record gate verdicts on the version (``gate.<name>`` = passed/failed; stage Rejected on any failure)."""
-    client = client or MlflowClient()
+    client = client or _client()
     name = registered_model_name(model)
     for gate, passed in results.items():
         client.set_model_version_tag(name, version, f"{GATE_TAG_PREFIX}{gate}", "passed" if passed else "failed")
@@ -117,7 +129,7 @@ def tag_gate_results(model: str, version: str, results: dict[str, bool], client:
 
 def failed_gates(model: str, version: str, required: tuple[str, ...], client: MlflowClient | None = None) -> list[str]:
     """Gates among ``required`` that did not record a pass on this version (missing counts as failed)."""
-    client = client or MlflowClient()
+    client = client or _client()
     tags = client.get_model_version(registered_model_name(model), version).tags
     return [g for g in required if tags.get(f"{GATE_TAG_PREFIX}{g}") != "passed"]
 
@@ -152,7 +164,7 @@ def promote(model: str, version: str, *, trigger_type: str, reason: str, metrics
             run_id: str | None = None, serving_since: str | None = None,
             client: MlflowClient | None = None) -> PromotionRecord:
     """Make ``version`` the champion; the one it replaces becomes ``previous_champion``."""
-    return _move_champion(client or MlflowClient(), model, str(version), "promote",
+    return _move_champion(client or _client(), model, str(version), "promote",
                           trigger_type, reason, metrics or {}, run_id, serving_since)
 
 
@@ -160,7 +172,7 @@ def rollback(model: str, *, reason: str, to_version: str | None = None, trigger_
              run_id: str | None = None, serving_since: str | None = None,
              client: MlflowClient | None = None) -> PromotionRecord:
     """Move ``champion`` back to ``previous_champion`` (or to ``to_version``)."""
-    client = client or MlflowClient()
+    client = client or _client()
     name = registered_model_name(model)
     if to_version is None:
         previous = _alias_version(client, name, PREVIOUS_CHAMPION)
@@ -173,7 +185,9 @@ def rollback(model: str, *, reason: str, to_version: str | None = None, trigger_
 
 def versions(model: str, client: MlflowClient | None = None) -> list[ModelVersion]:
     """Every registered version of the model, newest first."""
-    client = client or MlflowClient()
+    from mlflow.exceptions import MlflowException
+
+    client = client or _client()
     try:
         found = client.search_model_versions(f"name='{registered_model_name(model)}'")
     except MlflowException:

@@ -7,9 +7,7 @@ severity as params and tags, the model's and the training settings' params, the 
 
 from __future__ import annotations
 
-import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from aqi_assets.core.candidate import Candidate
 from aqi_assets.core.config import TrainingSettings
@@ -35,6 +33,9 @@ def log_candidate(candidate: Candidate, settings: TrainingSettings, tags: dict[s
 
     Returns ``{"mlflow_run_id", "mlflow_experiment_id", "version", "model_uri", "registered_model"}``.
     """
+    import mlflow  # imported here: the code location loads this module without MLflow
+    from mlflow.tracking import MlflowClient
+
     name = registered_model_name(candidate.model)
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=f"{candidate.model}-candidate", nested=nested) as run:

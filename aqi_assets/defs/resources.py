@@ -5,18 +5,19 @@ import sys
 import time
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import mlflow
 import pandas as pd
-from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
-from dagster_mlflow.resources import MlFlow
-from mlflow.tracking import MlflowClient
 from pydantic import Field
 
 from aqi_assets.core.lake import Lake
 from aqi_assets.core.registry import configure_mlflow
 from aqi_assets.core.settings import lake_root, mlflow_artifact_root, mlflow_experiment, mlflow_tracking_uri
 from aqi_assets.core.sources import ObservationSource, source_from_spec
+
+if TYPE_CHECKING:  # MLflow (and dagster-mlflow, which imports it) load in the steps that use them
+    from mlflow.tracking import MlflowClient
 
 
 class ObservationSourceResource(dg.ConfigurableResource):
@@ -116,15 +117,30 @@ class MlflowRegistryResource(dg.ConfigurableResource):
     tracking_uri: str = Field(default="", description="Empty means $MLFLOW_TRACKING_URI or the embedded store.")
     experiment: str = Field(default="", description="Empty means $AQI_MLFLOW_EXPERIMENT or 'aqi_retraining'.")
 
-    def client(self) -> MlflowClient:
+    def client(self) -> "MlflowClient":
+        from mlflow.tracking import MlflowClient
+
         configure_mlflow(self.tracking_uri or mlflow_tracking_uri(), mlflow_artifact_root(),
                          self.experiment or mlflow_experiment())
         return MlflowClient()
 
 
-_TRACKING_SCHEMA = {**MLFLOW_CONFIG_SCHEMA}
-_TRACKING_SCHEMA["experiment_name"] = dg.Field(dg.Noneable(dg.StringSource), default_value=None, is_required=False,
-                                               description="Empty means $AQI_MLFLOW_EXPERIMENT or 'aqi_retraining'.")
+#: dagster-mlflow's ``CONFIG_SCHEMA`` (restated so that loading the definitions does not import
+#: MLflow; a test keeps the two equal), with ``experiment_name`` optional.
+_TRACKING_SCHEMA = {
+    "experiment_name": dg.Field(dg.Noneable(dg.StringSource), default_value=None, is_required=False,
+                                description="Empty means $AQI_MLFLOW_EXPERIMENT or 'aqi_retraining'."),
+    "mlflow_tracking_uri": dg.Field(dg.Noneable(dg.StringSource), default_value=None, is_required=False,
+                                    description="MlFlow tracking server uri."),
+    "parent_run_id": dg.Field(dg.Noneable(str), default_value=None, is_required=False,
+                              description="Mlflow run ID of parent run if this is a nested run."),
+    "mlflow_run_id": dg.Field(dg.Noneable(str), default_value=None, is_required=False,
+                              description="Mlflow run ID to use for this run."),
+    "env": dg.Field(dg.Permissive(), description="Environment variables for mlflow setup."),
+    "env_to_tag": dg.Field(dg.Noneable(list), default_value=None, is_required=False,
+                           description="List of environment variables to log as tags in mlflow."),
+    "extra_tags": dg.Field(dg.Permissive(), description="Any extra key-value tags to log to mlflow."),
+}
 
 
 class _ResolvedConfigContext:
@@ -163,6 +179,9 @@ def mlflow_tracking(init_context):
     cannot be reached the resource still starts (``UnreachableTracking``): the step body then
     raises ``MlflowUnavailable`` and is retried with exponential backoff like any transient error.
     """
+    import mlflow
+    from dagster_mlflow.resources import MlFlow
+
     config = dict(init_context.resource_config)
     config["mlflow_tracking_uri"] = config.get("mlflow_tracking_uri") or mlflow_tracking_uri()
     config["experiment_name"] = config.get("experiment_name") or mlflow_experiment()

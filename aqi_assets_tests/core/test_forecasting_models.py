@@ -234,3 +234,73 @@ def test_a_target_the_training_frame_does_not_have_is_named():
         make_forecaster("lstm", ForecastSpec(target="pm25"), preset="fast").fit(frame)
     with pytest.raises(ValueError, match="expected a pollutant"):
         ForecastSpec(target="temperature")
+
+
+# --- warm start: continue from the champion --------------------------------------------------
+def _snapshot(model):
+    if model.kind == "xgboost":
+        return {name: bytes(b.save_raw("json")) for name, b in model.boosters.items()}
+    return {k: v.clone() for k, v in model.net.state_dict().items()}
+
+
+def _same(a, b) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all((a[k] == b[k]) if isinstance(a[k], bytes) else bool((a[k] == b[k]).all()) for k in a)
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_warm_start_continues_from_the_champion_and_leaves_it_untouched(kind, fitted, data):
+    champion = fitted[kind]
+    before = _snapshot(champion)
+    champion_predictions = champion.predict(history(data))
+    warm = make_forecaster(kind, ForecastSpec(), preset="fast")
+    report = warm.fit(data["valid"], data["test"], data["graph"], warm_start=champion)
+    assert report["warm_start"]["used"] is True
+    assert _same(_snapshot(champion), before)  # the champion is not modified
+    pd.testing.assert_frame_equal(champion.predict(history(data)), champion_predictions)
+    if kind == "xgboost":
+        for name, booster in warm.boosters.items():
+            old = champion.boosters[name].num_boosted_rounds()
+            assert report["warm_start"]["champion_rounds"][name] == old
+            assert old < booster.num_boosted_rounds() <= old + warm.hyperparams["warm_start_rounds"]
+            # the champion's trees are kept as they are: the first ``old`` rounds predict alike
+            assert booster[:old].save_raw("json") == champion.boosters[name].save_raw("json")
+    else:
+        assert 1 <= report["epochs"] <= warm.hyperparams["warm_start_epochs"] == 2
+        assert warm.scaler.to_dict() == champion.scaler.to_dict()  # inputs scaled as the weights expect
+        assert not _same(_snapshot(warm), before)  # fine-tuned, not copied
+    scored = evaluate(warm, pd.concat([data["valid"], data["test"]]), *TEST)
+    assert scored["rmse"] < scored["persistence_rmse"]
+
+
+@pytest.mark.parametrize("kind", FORECASTER_KINDS)
+def test_warm_start_from_an_incompatible_champion_trains_from_scratch_and_says_why(kind, fitted, data):
+    day_ahead = make_forecaster(kind, ForecastSpec(horizon_hours=24), preset="fast")
+    report = day_ahead.fit(data["train"], data["valid"], data["graph"], warm_start=fitted[kind])
+    assert report["warm_start"]["used"] is False
+    assert "forecasts" in report["warm_start"]["reason"]
+    assert report == day_ahead.training_report and day_ahead.is_fitted
+    other = "lstm" if kind != "lstm" else "gnn"
+    report = make_forecaster(kind, ForecastSpec(), preset="fast").fit(
+        data["valid"], data["test"], data["graph"], warm_start=fitted[other])
+    assert report["warm_start"] == {"used": False, "reason": f"the champion is a {other} model, not {kind}"}
+
+
+@pytest.mark.parametrize("load, expected", [(0.0, 4), (1.4, 3), (2.6, 1), (11.0, 1)])
+def test_torch_trainers_use_the_free_cores(monkeypatch, load, expected):
+    import torch
+
+    from aqi_assets.core.forecasting import torch_training
+
+    monkeypatch.setattr(torch_training, "available_cores", lambda: 4)
+    monkeypatch.setattr(torch_training.os, "getloadavg", lambda: (load, load, load))
+    assert torch_training.free_cores() == expected
+    before = torch.get_num_threads()
+    try:
+        torch_training.set_torch_threads(0)
+        assert torch.get_num_threads() == expected
+        torch_training.set_torch_threads(3)  # an explicit count is taken as it is
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -298,3 +298,47 @@ def test_every_promotion_carries_the_history_of_the_serving_version(platform):
     assert newest["to"] == f"v{meta['to_version'].value}" and newest["action"] == meta["action"].value
     assert oldest["from"] == "-" and oldest["action"] == "promote" and oldest["trigger"] == "drift"
     assert "data:image/png;base64," in meta["live_rmse"].value
+
+
+def _set_config(instance, resources, values: dict):
+    run(instance, resources, ["retraining_config"],
+        run_config={"ops": {"retraining_config": {"config": {"set": values}}}})
+
+
+def test_warm_start_continues_the_champion_and_the_gates_still_decide(platform):
+    instance, resources, lake = platform
+    if registry.champion("xgboost") is None:
+        assert retrain(instance, resources, "xgboost").success
+    champion = registry.champion("xgboost")
+    champion_rounds = lake.read_json("xgboost_model")["fit"]
+    _set_config(instance, resources, {"training.warm_start": "true"})
+    try:
+        result = retrain(instance, resources, "xgboost")
+        assert result.success
+        meta = next(m.metadata for m in result.asset_materializations_for_node("train_models")
+                    if m.asset_key == dg.AssetKey("xgboost_model"))
+        assert meta["warm_start_from"].value == f"v{champion.version}"
+        record = lake.read_json("xgboost_model")
+        warm = record["fit"]["warm_start"]
+        assert warm["used"] is True
+        for name, rounds in warm["champion_rounds"].items():
+            assert 0 < rounds < record["fit"][f"{name}_rounds"]
+        assert record["champion"]["version"] == str(champion.version)
+        gates = checks_of(result)
+        assert len(gates) == 4
+        promoted = bool(result.asset_materializations_for_node("xgboost_promotion"))
+        assert promoted == all(g.passed for g in gates.values())
+        serving = registry.champion("xgboost")
+        # A warm-started candidate that fails a gate leaves the champion serving.
+        _set_config(instance, resources, {"gates.max_rmse": "0.5"})
+        kept = retrain(instance, resources, "xgboost")
+        assert kept.success and lake.read_json("xgboost_model")["fit"]["warm_start"]["used"] is True
+        assert not checks_of(kept)["rmse_within_limit"].passed
+        assert not kept.asset_materializations_for_node("xgboost_promotion")
+        assert registry.champion("xgboost").version == serving.version
+    finally:
+        _set_config(instance, resources, {"training.warm_start": "false", "gates.max_rmse": "25"})
+    assert champion_rounds  # the first champion was trained from scratch
+    assert lake.read_json("xgboost_model")["fit"]["warm_start"]["used"] is True
+    off = retrain(instance, resources, "xgboost")
+    assert off.success and lake.read_json("xgboost_model")["fit"]["warm_start"] == {"used": False}

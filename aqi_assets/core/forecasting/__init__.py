@@ -52,13 +52,20 @@ from aqi_assets.core.forecasting.spec import ForecastSpec
 from aqi_assets.core.forecasting.split import WindowSplit, split_window
 
 
-def __getattr__(name: str):
-    # MLflow is imported only when its helpers are used (it is slow to import).
-    if name in ("log_forecaster", "load_forecaster"):
-        from aqi_assets.core.forecasting import mlflow_model
+# MLflow is imported only when its helpers are called (it is slow to import), so importing these
+# names, as the code location does, costs nothing.
+def log_forecaster(*args, **kwargs):
+    """See ``mlflow_model.log_forecaster``."""
+    from aqi_assets.core.forecasting import mlflow_model
 
-        return getattr(mlflow_model, name)
-    raise AttributeError(name)
+    return mlflow_model.log_forecaster(*args, **kwargs)
+
+
+def load_forecaster(*args, **kwargs):
+    """See ``mlflow_model.load_forecaster``."""
+    from aqi_assets.core.forecasting import mlflow_model
+
+    return mlflow_model.load_forecaster(*args, **kwargs)
 
 
 __all__ = [

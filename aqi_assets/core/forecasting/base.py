@@ -73,8 +73,17 @@ class Forecaster(abc.ABC):
 
     @abc.abstractmethod
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
-            graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
-        """Learn from ``train`` (early stopping on ``valid`` when given); return a training report."""
+            graph: StationGraph | None = None, progress: Progress | None = None,
+            warm_start: "Forecaster | None" = None) -> dict[str, Any]:
+        """Learn from ``train`` (early stopping on ``valid`` when given); return a training report.
+
+        With ``warm_start`` (a fitted forecaster of the same kind and spec, typically the
+        champion) training continues from it instead of starting from scratch: XGBoost adds
+        ``warm_start_rounds`` trees to its boosters, the torch models fine-tune its weights for
+        ``warm_start_epochs``. ``warm_start`` itself is left untouched. When it cannot be
+        continued (another kind or spec, other features or inputs) the fit starts from scratch
+        and the report's ``warm_start`` says why.
+        """
 
     @abc.abstractmethod
     def _predict_grid(self, panel: Panel) -> np.ndarray:
@@ -179,6 +188,16 @@ class Forecaster(abc.ABC):
         else:
             valid_rows = np.zeros(len(times), dtype=bool)
         return panel, train_rows, valid_rows
+
+    def _warm_start_problem(self, champion: "Forecaster") -> str | None:
+        """Why ``champion`` cannot be continued by this forecaster (``None`` when it can)."""
+        if champion.kind != self.kind:
+            return f"the champion is a {champion.kind} model, not {self.kind}"
+        if champion.spec != self.spec:
+            return f"the champion forecasts {champion.spec}, not {self.spec}"
+        if not champion.is_fitted:
+            return "the champion is not fitted"
+        return None
 
     def _targets(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
         """The target ``horizon_hours`` after each cell and the base (latest observed) value."""

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
-from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
 from aqi_assets.core.forecasting.panel import Panel
 from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
@@ -149,7 +149,9 @@ class GNNForecaster(TorchForecaster):
         "schedule": "cosine_budget",
         "max_seconds": 480.0,
         "fill_hours": 24,
-        "threads": 1,
+        "threads": 0,
+        "warm_start_epochs": 2,
+        "warm_start_lr_scale": 0.3,
         "seed": 0,
     }
     FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "graph_layers": 1, "batch_size": 64,
@@ -163,7 +165,8 @@ class GNNForecaster(TorchForecaster):
                                  float(hp["dropout"]), bool(hp["recurrent_graph"]))
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
-            graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
+            graph: StationGraph | None = None, progress: Progress | None = None,
+            warm_start: Forecaster | None = None) -> dict[str, Any]:
         clock = Stopwatch()
         hp = self.hyperparams
         set_torch_threads(int(self.hyperparams["threads"]))
@@ -174,14 +177,15 @@ class GNNForecaster(TorchForecaster):
             graph = build_station_graph(pd.DataFrame({"station": list(panel.stations)}))
         self.graph = graph
         self.scaler = SequenceScaler(self.spec, fill_hours=int(hp["fill_hours"])).fit(panel, train_rows)
-        self.net = self._new_net()
+        fit_hp, warm_report = self._prepare_net(warm_start)
         data = self._tensors(panel, with_targets=True)
         train_times = self._sample_times(data, train_rows)
         valid_times = self._sample_times(data, valid_rows)
         report_progress(progress, f"gnn: {len(train_times)} training and {len(valid_times)} validation "
                                   f"hours × {len(panel.stations)} stations, {self.graph.n_edges} edges")
         loss_fn = self._loss_fn(data)
-        report = fit_samples(self.net, train_times, valid_times, loss_fn, hp, rng, progress, "gnn")
+        report = fit_samples(self.net, train_times, valid_times, loss_fn, fit_hp, rng, progress, "gnn")
+        report["warm_start"] = warm_report
         report.update({"train_hours": int(len(train_times)), "valid_hours": int(len(valid_times)),
                        "stations": len(panel.stations), "edges": self.graph.n_edges,
                        "seconds": clock.seconds})

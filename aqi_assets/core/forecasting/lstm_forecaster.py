@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from aqi_assets.core.forecasting.base import Progress, Stopwatch, report_progress
+from aqi_assets.core.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
 from aqi_assets.core.forecasting.panel import Panel
 from aqi_assets.core.forecasting.sequence_inputs import SequenceScaler
 from aqi_assets.core.forecasting.torch_training import (
@@ -58,17 +58,19 @@ class LSTMForecaster(TorchForecaster):
         "layers": 1,
         "dropout": 0.1,
         "batch_size": 256,
-        "max_epochs": 20,
-        "patience": 5,
+        "max_epochs": 8,
+        "patience": 2,
         "learning_rate": 2e-3,
         "weight_decay": 1e-4,
         "log_loss_weight": 0.3,
         "output": "additive",
         "ema_decay": 0.998,
         "schedule": "cosine",
-        "max_seconds": 480.0,
+        "max_seconds": 900.0,
         "fill_hours": 24,
-        "threads": 1,
+        "threads": 0,
+        "warm_start_epochs": 2,
+        "warm_start_lr_scale": 0.3,
         "seed": 0,
     }
     FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "batch_size": 256, "max_epochs": 10,
@@ -79,7 +81,8 @@ class LSTMForecaster(TorchForecaster):
         return StationLSTM(self.scaler.n_channels, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
-            graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
+            graph: StationGraph | None = None, progress: Progress | None = None,
+            warm_start: Forecaster | None = None) -> dict[str, Any]:
         clock = Stopwatch()
         hp = self.hyperparams
         set_torch_threads(int(self.hyperparams["threads"]))
@@ -88,7 +91,7 @@ class LSTMForecaster(TorchForecaster):
         self.graph = graph
         panel, train_rows, valid_rows = self._training_panel(train, valid)
         self.scaler = SequenceScaler(self.spec, fill_hours=int(hp["fill_hours"])).fit(panel, train_rows)
-        self.net = self._new_net()
+        fit_hp, warm_report = self._prepare_net(warm_start)
         x = torch.from_numpy(self.scaler.inputs(panel))
         target, base = self._targets(panel)
         known = np.isfinite(target) & np.isfinite(base)
@@ -108,7 +111,8 @@ class LSTMForecaster(TorchForecaster):
             forecast = residual_forecast(net(_windows(x, t, s, window)), base_t[t, s], scale, output)
             return blended_loss(forecast, target_t[t, s], scale, log_weight), len(cells)
 
-        report = fit_samples(self.net, train_cells, valid_cells, loss, hp, rng, progress, "lstm")
+        report = fit_samples(self.net, train_cells, valid_cells, loss, fit_hp, rng, progress, "lstm")
+        report["warm_start"] = warm_report
         report.update({"train_samples": int(len(train_cells)), "valid_samples": int(len(valid_cells)),
                        "seconds": clock.seconds})
         self.training_report = report

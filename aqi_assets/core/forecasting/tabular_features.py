@@ -19,7 +19,6 @@ out, so a model never learns from an all-missing column.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from aqi_assets.core.forecasting.panel import Panel, forward_fill, rolling, shift
 from aqi_assets.core.forecasting.spec import ForecastSpec
@@ -181,6 +180,8 @@ def _nearest(graph: StationGraph, base: np.ndarray, diff: np.ndarray, n: int, n_
 
 def _edge_sum(weights: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     """Per target node, the sum over incoming edges of ``weights`` (``(T, E)`` or ``(E,)``)."""
+    from scipy import sparse  # imported here: the code location loads this module without scipy
+
     w = np.atleast_2d(weights)
     incidence = sparse.csr_matrix((np.ones(len(dst)), (dst, np.arange(len(dst)))), shape=(n, len(dst)))
     return np.asarray((incidence @ w.T).T)

@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
-import torch
+
+# Idle OpenMP workers sleep instead of spinning: with spinning workers, two threads train ten
+# times slower than one as soon as another process wants the cores (measured on a shared 2-core
+# machine); sleeping workers cost nothing then and use both cores when they are free. Read by
+# the OpenMP runtime when torch loads, so it only applies when this module imports torch first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from pathlib import Path
 
@@ -33,14 +40,33 @@ SCHEDULES: tuple[str, ...] = ("cosine", "cosine_budget", "plateau")
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int]]
 
 
-def set_torch_threads(threads: int) -> None:
-    """Let torch use ``threads`` CPU threads.
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
 
-    The sequence models are small (batches of a few thousand station-hours): a second thread
-    gains little, and when another process competes for the cores, torch's spinning worker
-    threads slow training down tenfold. Their default is therefore one thread.
+
+def free_cores() -> int:
+    """The available cores not already busy (the 1-minute load average), at least one."""
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    return int(min(cores, max(1, math.floor(cores - busy + 0.5))))
+
+
+def set_torch_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads; 0 (the trainers' default) means every free core.
+
+    On an idle machine that is every core. When other processes already keep the cores busy,
+    extra threads only contend with them: measured on a shared 2-core machine, a second thread
+    made the GNN's epochs several times slower, not faster, so a busy machine trains on one.
+    Idle workers sleep (``OMP_WAIT_POLICY=PASSIVE``, above) rather than spin.
     """
-    threads = max(int(threads), 1)
+    threads = int(threads) if int(threads) > 0 else free_cores()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -125,6 +151,7 @@ def train_loop(
         "stop_reason": stop_reason,
         "history": history,
         "seconds": clock.seconds,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -228,6 +255,36 @@ class TorchForecaster(Forecaster):
     def _new_net(self) -> torch.nn.Module:
         """A fresh network for ``self.scaler`` and the hyperparameters."""
         raise NotImplementedError
+
+    def _prepare_net(self, champion: Forecaster | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Set ``self.net`` (fresh, or a copy of the champion's weights with the champion's
+        scaler when it can be continued; ``self.scaler`` is already fitted on the new window)
+        and return the hyperparameters of this fit and the report's ``warm_start`` entry.
+
+        Fine-tuning runs ``warm_start_epochs`` at ``warm_start_lr_scale`` × the learning rate,
+        with the same early stopping (the best epoch's weights are kept)."""
+        hp = dict(self.hyperparams)
+        if champion is None:
+            self.net = self._new_net()
+            return hp, {"used": False}
+        problem = self._warm_start_problem(champion)
+        if problem is None and (champion.scaler.channel_names != self.scaler.channel_names
+                                or champion.scaler.mask_names != self.scaler.mask_names):
+            problem = "the champion reads other input channels (the network changed)"
+        if problem is None:
+            shape = {k: tuple(v.shape) for k, v in champion.net.state_dict().items()}
+            self.scaler = SequenceScaler.from_dict(champion.scaler.to_dict())
+            net = self._new_net()
+            if shape != {k: tuple(v.shape) for k, v in net.state_dict().items()}:
+                problem = "the champion's network has another architecture"
+        if problem is not None:
+            self.net = self._new_net()
+            return hp, {"used": False, "reason": problem}
+        net.load_state_dict(copy.deepcopy(champion.net.state_dict()))
+        self.net = net
+        hp["max_epochs"] = int(hp["warm_start_epochs"])
+        hp["learning_rate"] = float(hp["learning_rate"]) * float(hp["warm_start_lr_scale"])
+        return hp, {"used": True, "epochs": hp["max_epochs"], "learning_rate": hp["learning_rate"]}
 
     def _save_model(self, directory: Path) -> dict[str, Any]:
         torch.save(self.net.state_dict(), directory / self.model_file)

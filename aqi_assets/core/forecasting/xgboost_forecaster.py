@@ -50,13 +50,14 @@ class XGBoostForecaster(Forecaster):
         "colsample_bytree": 0.8,
         "max_bin": 256,
         "early_stopping_rounds": 100,
+        "warm_start_rounds": 300,
         "log_blend": 0.3,
         "n_nearest": 6,
         "nthread": 2,
         "seed": 0,
     }
     FAST: dict[str, Any] = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.2,
-                            "early_stopping_rounds": 10, "n_nearest": 3}
+                            "early_stopping_rounds": 10, "n_nearest": 3, "warm_start_rounds": 20}
 
     def __init__(self, spec=None, **hyperparams):
         super().__init__(spec, **hyperparams)
@@ -80,13 +81,15 @@ class XGBoostForecaster(Forecaster):
         }
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
-            graph: StationGraph | None = None, progress: Progress | None = None) -> dict[str, Any]:
+            graph: StationGraph | None = None, progress: Progress | None = None,
+            warm_start: Forecaster | None = None) -> dict[str, Any]:
         clock = Stopwatch()
         hp = self.hyperparams
         panel, train_rows, valid_rows = self._training_panel(train, valid)
         self.graph = graph
         features = self._features(panel)
         self.feature_names = list(features)
+        start, warm_report = self._warm_boosters(warm_start, float(hp["log_blend"]) > 0)
         target, base = self._targets(panel)
         known = np.isfinite(target) & np.isfinite(base)
         train_mask = train_rows[:, None] & known
@@ -94,7 +97,7 @@ class XGBoostForecaster(Forecaster):
         if not train_mask.any():
             raise ValueError("xgboost: no training rows with a target and a recent observation")
         report: dict[str, Any] = {"train_rows": int(train_mask.sum()), "valid_rows": int(valid_mask.sum()),
-                                  "features": len(self.feature_names)}
+                                  "features": len(self.feature_names), "warm_start": warm_report}
         report_progress(progress, f"xgboost: {report['train_rows']} training rows, "
                                   f"{report['valid_rows']} validation rows, {report['features']} features")
         x_train = _matrix(features, self.feature_names, train_mask)
@@ -110,8 +113,10 @@ class XGBoostForecaster(Forecaster):
             if x_valid is not None:
                 evals.append((xgb.DMatrix(x_valid, label[valid_mask], feature_names=self.feature_names), "valid"))
                 early = int(hp["early_stopping_rounds"])
-            booster = xgb.train(self._booster_params(), d_train, int(hp["n_estimators"]), evals=evals,
+            rounds = int(hp["warm_start_rounds"]) if start else int(hp["n_estimators"])
+            booster = xgb.train(self._booster_params(), d_train, rounds, evals=evals,
                                 early_stopping_rounds=early, verbose_eval=False,
+                                xgb_model=start.get(name),
                                 callbacks=[_ProgressCallback(progress, f"xgboost[{name}]")])
             if early is not None:
                 booster = booster[: booster.best_iteration + 1]
@@ -121,6 +126,21 @@ class XGBoostForecaster(Forecaster):
         report["seconds"] = clock.seconds
         self.training_report = report
         return report
+
+    def _warm_boosters(self, champion: Forecaster | None, with_log: bool) -> tuple[dict[str, xgb.Booster], dict]:
+        """Copies of the champion's boosters to add trees to (empty: train from scratch), and the
+        report's ``warm_start`` entry."""
+        if champion is None:
+            return {}, {"used": False}
+        problem = self._warm_start_problem(champion)
+        if problem is None and list(champion.feature_names) != self.feature_names:
+            problem = "the champion was trained on other features (the network changed)"
+        if problem is None and set(champion.boosters) != ({"delta", "log"} if with_log else {"delta"}):
+            problem = f"the champion has boosters {sorted(champion.boosters)}"
+        if problem is not None:
+            return {}, {"used": False, "reason": problem}
+        boosters = {name: booster.copy() for name, booster in champion.boosters.items()}
+        return boosters, {"used": True, "champion_rounds": {n: int(b.num_boosted_rounds()) for n, b in boosters.items()}}
 
     def _predict_grid(self, panel: Panel) -> np.ndarray:
         features = self._features(panel)

@@ -113,12 +113,24 @@ def _train_one(context: dg.AssetExecutionContext, model: str, options: ModelTrai
     settings = config.training
     trigger = trigger_of_run(context.run.tags, options.reason, options.severity)
     context.log.info(f"training {model} ({settings.preset} preset): {trigger['trigger_type']} — {trigger['reason']}")
-    candidate = train_candidate(model, training_dataset, StationGraph.from_dict(station_graph), settings,
-                                progress=context.log.info)
     champion = registry.champion(model)
+    serving, load_error = None, None
     if champion is not None:
         try:
-            score_champion(candidate, load_forecaster(registry.champion_uri(model)), str(champion.version))
+            serving = load_forecaster(registry.champion_uri(model))
+        except Exception as exc:  # noqa: BLE001 - scored below as a failed gate; training starts from scratch
+            load_error = exc
+    warm = serving if settings.warm_start else None
+    if settings.warm_start:
+        context.log.info(f"warm start from champion v{champion.version}" if warm is not None else
+                         "warm start requested but there is no loadable champion: training from scratch")
+    candidate = train_candidate(model, training_dataset, StationGraph.from_dict(station_graph), settings,
+                                progress=context.log.info, warm_start=warm)
+    if champion is not None:
+        try:
+            if load_error is not None:
+                raise load_error
+            score_champion(candidate, serving, str(champion.version))
         except Exception as exc:  # noqa: BLE001 - the gate then fails with this message; the champion stays
             candidate.champion_version, candidate.champion_error = str(champion.version), one_line(exc)
             context.log.warning(f"could not score champion v{champion.version}: {one_line(exc)}")
@@ -151,6 +163,8 @@ def _train_one(context: dg.AssetExecutionContext, model: str, options: ModelTrai
             "gates_passed": all(r.passed for r in results),
             "trained_through": record["trained_through"],
             "train_seconds": dg.MetadataValue.float(round(record["train_seconds"], 1)),
+            "warm_start_from": (f"v{champion.version}" if (candidate.fit_report.get("warm_start") or {}).get("used")
+                                else "none"),
             "metrics": markdown_table(_metric_rows(record), floatfmt=".4g"),
         },
         check_results=[_check_result(model, tracked["version"], r) for r in results],
