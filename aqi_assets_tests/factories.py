@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.schema import COMPASS_POINTS, OBSERVATION_COLUMNS
-from aqi_assets.core.sources.prsa import PRSA_COLUMNS
+from aqi_assets.core.data.schema import COMPASS_POINTS, OBSERVATION_COLUMNS
+from aqi_assets.core.data.sources.prsa import PRSA_COLUMNS
 
 STATIONS = ("Alpha", "Bravo", "Charlie")
 #: The columns of a Beijing-shaped network (every canonical column but humidity).

@@ -27,11 +27,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
 
-from aqi_assets.core.config import DriftSettings  # noqa: E402
-from aqi_assets.core.drift import evaluate_drift  # noqa: E402
-from aqi_assets.core.feature_stats import compute_feature_stats  # noqa: E402
-from aqi_assets.core.schema import STAT_FEATURES, STATION, TIMESTAMP  # noqa: E402
-from aqi_assets.core.sources.simulated import SimulatedSource  # noqa: E402
+from aqi_assets.core.configuration.config import DriftSettings  # noqa: E402
+from aqi_assets.core.monitoring.drift import evaluate_drift  # noqa: E402
+from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
+from aqi_assets.core.data.schema import STAT_FEATURES, STATION, TIMESTAMP  # noqa: E402
+from aqi_assets.core.data.sources.simulated import SimulatedSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STATIONS = 1000

@@ -10,8 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from aqi_assets.core.feature_stats import compute_feature_stats  # noqa: E402
-from aqi_assets.core.sources.simulated import SimulatedSource  # noqa: E402
+from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
+from aqi_assets.core.data.sources.simulated import SimulatedSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

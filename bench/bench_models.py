@@ -55,10 +55,10 @@ def run_one(model: str, data_dir: Path) -> dict:
     """Fit and score one model in this process (what each child runs)."""
     import pandas as pd
 
-    from aqi_assets.core.forecasting import ForecastSpec, evaluate, make_forecaster, persistence_metrics
-    from aqi_assets.core.schema import TIMESTAMP
-    from aqi_assets.core.sources.prsa import prsa_source
-    from aqi_assets.core.station_graph import build_station_graph
+    from aqi_assets.core.training.forecasting import ForecastSpec, evaluate, make_forecaster, persistence_metrics
+    from aqi_assets.core.data.schema import TIMESTAMP
+    from aqi_assets.core.data.sources.prsa import prsa_source
+    from aqi_assets.core.data.station_graph import build_station_graph
 
     source = prsa_source(str(data_dir))
     frame = source.read_range(TRAIN_START, TEST_END)

@@ -38,7 +38,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tqdm import tqdm  # noqa: E402
 
-from aqi_assets.core.backtest import (  # noqa: E402
+from aqi_assets.core.backtest.replay import (  # noqa: E402
     Backtest,
     BacktestSettings,
     backtest_source,
@@ -46,8 +46,8 @@ from aqi_assets.core.backtest import (  # noqa: E402
     rmse_change_interval,
     write_plot,
 )
-from aqi_assets.core.backtest_policies import policies_from_names  # noqa: E402
-from aqi_assets.core.sources import source_from_spec  # noqa: E402
+from aqi_assets.core.backtest.policies import policies_from_names  # noqa: E402
+from aqi_assets.core.data.sources import source_from_spec  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))

@@ -52,8 +52,8 @@ def prepare(home: Path, source_spec: str, days: int, preset: str) -> tuple[objec
     """Store ``days`` observed days (the latest of the source), the graph and the config; the instance."""
     import dagster as dg
 
-    from aqi_assets.core.lake import Lake
-    from aqi_assets.core.sources import source_from_spec
+    from aqi_assets.core.data.lake import Lake
+    from aqi_assets.core.data.sources import source_from_spec
     from aqi_assets.definitions import defs
     from aqi_assets.defs.resources import LakeIOManager, LakeResource, MlflowRegistryResource, ObservationSourceResource
 

@@ -23,10 +23,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import dagster as dg  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from aqi_assets.core.feature_stats import compute_feature_stats  # noqa: E402
-from aqi_assets.core.lake import Lake  # noqa: E402
-from aqi_assets.core.live_scoring import score_frame  # noqa: E402
-from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource  # noqa: E402
+from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
+from aqi_assets.core.data.lake import Lake  # noqa: E402
+from aqi_assets.core.monitoring.live_scoring import score_frame  # noqa: E402
+from aqi_assets.core.data.sources.simulated import DriftScenario, SimulatedSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SENSOR_TIMEOUT_SECONDS = 60  # Dagster's default sensor evaluation timeout

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from aqi_assets.core.backtest import BacktestSettings, backtest_source
-from aqi_assets.core.backtest_policies import policies_from_names
-from aqi_assets.core.sources import source_from_spec
+from aqi_assets.core.backtest.replay import BacktestSettings, backtest_source
+from aqi_assets.core.backtest.policies import policies_from_names
+from aqi_assets.core.data.sources import source_from_spec
 
 POLICIES = ["never", "fixed_7", "fixed_14", "fixed_30", "default", "drift", "schedule", "deployed"]
 START, END = date(2015, 3, 1), date(2017, 2, 27)

@@ -43,11 +43,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from aqi_assets.core.config import DriftSettings, RetrainingConfig  # noqa: E402
-from aqi_assets.core.drift import DriftReport, DriftState, check_drift  # noqa: E402
-from aqi_assets.core.faults import BENCHMARK_FAULTS, Fault, seeded_faults  # noqa: E402
-from aqi_assets.core.feature_stats import compute_feature_stats  # noqa: E402
-from aqi_assets.core.schema import POLLUTANTS, STATION, TIMESTAMP  # noqa: E402
+from aqi_assets.core.configuration.config import DriftSettings, RetrainingConfig  # noqa: E402
+from aqi_assets.core.monitoring.drift import DriftReport, DriftState, check_drift  # noqa: E402
+from aqi_assets.core.data.faults import BENCHMARK_FAULTS, Fault, seeded_faults  # noqa: E402
+from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
+from aqi_assets.core.data.schema import POLLUTANTS, STATION, TIMESTAMP  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))
@@ -96,7 +96,7 @@ class Sketches:
 
 
 def load(directory: Path) -> tuple[pd.DataFrame, Sketches]:
-    from aqi_assets.core.sources.prsa import prsa_source
+    from aqi_assets.core.data.sources.prsa import prsa_source
 
     frame = prsa_source(str(directory)).read_range(DATA_FIRST, LAST)
     frame[STATION] = frame[STATION].astype(str)

@@ -8,7 +8,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from aqi_assets.core.config import TrainingSettings
+from aqi_assets.core.configuration.config import TrainingSettings
 
 DEFAULT_POLICIES = "never,fixed_7,fixed_30,seed_raw,default"
 
@@ -57,9 +57,9 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     # Idle OpenMP workers (XGBoost) would otherwise spin and count as training CPU time; this
     # takes effect when the trainer library is first loaded, later in this call.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from aqi_assets.core.backtest import BacktestSettings, backtest_source, results_table, write_outputs
-    from aqi_assets.core.backtest_policies import policies_from_names
-    from aqi_assets.core.sources import SourceError, source_from_spec
+    from aqi_assets.core.backtest.replay import BacktestSettings, backtest_source, results_table, write_outputs
+    from aqi_assets.core.backtest.policies import policies_from_names
+    from aqi_assets.core.data.sources import SourceError, source_from_spec
 
     try:
         config, origin = _config(args.config)
@@ -101,10 +101,10 @@ def run_backtest_command(args: argparse.Namespace) -> int:
 
 def _config(which: str):
     """The settings a replay uses and a sentence saying where they come from."""
-    from aqi_assets.core.config import DEFAULT_CONFIG
-    from aqi_assets.core.config_store import current_config, current_record
-    from aqi_assets.core.lake import Lake
-    from aqi_assets.core.settings import lake_root
+    from aqi_assets.core.configuration.config import DEFAULT_CONFIG
+    from aqi_assets.core.configuration.store import current_config, current_record
+    from aqi_assets.core.data.lake import Lake
+    from aqi_assets.core.configuration.settings import lake_root
 
     if which == "defaults":
         return DEFAULT_CONFIG, "the built-in defaults (--config defaults)"

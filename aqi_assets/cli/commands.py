@@ -12,8 +12,8 @@ from tabulate import tabulate
 
 from aqi_assets.cli.graphql import IN_FLIGHT, ApiError, DagsterApi, metadata_dict, tags_dict
 from aqi_assets.cli.runs import duration, iso, retraining_metrics, run_record, tick_metrics
-from aqi_assets.core.config import DEFAULT_CONFIG, MODEL_NAMES, ConfigError, RetrainingConfig, parse_config
-from aqi_assets.core.health import HEALTH_SENSOR
+from aqi_assets.core.configuration.config import DEFAULT_CONFIG, MODEL_NAMES, ConfigError, RetrainingConfig, parse_config
+from aqi_assets.core.monitoring.health import HEALTH_SENSOR
 from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.run_tags import MODEL_TAG, REASON_TAG, RETRAINING_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 

@@ -26,14 +26,14 @@ import pandas as pd
 from tabulate import tabulate
 from tqdm import tqdm
 
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.datasets import latest_observed_day
-from aqi_assets.core.monitoring import FEATURE_STATS
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.settings import lake_root
-from aqi_assets.core.sources import source_from_spec
-from aqi_assets.core.cron import ticks_between
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.datasets import latest_observed_day
+from aqi_assets.core.monitoring.checks import FEATURE_STATS
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.configuration.settings import lake_root
+from aqi_assets.core.data.sources import source_from_spec
+from aqi_assets.core.configuration.cron import ticks_between
 from aqi_assets.defs.monitoring.cadence import CONFIGURED_CRONS, TICK_MINUTES
 from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.run_tags import TRIGGER_SENSORS

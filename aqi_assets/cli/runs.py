@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aqi_assets.cli.graphql import FINISHED, metadata_dict, tags_dict
-from aqi_assets.core.config import MODEL_NAMES
+from aqi_assets.core.configuration.config import MODEL_NAMES
 from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, SEVERITY_TAG, TRIGGER_TYPE_TAG
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from aqi_assets.core.plots import png_markdown
-from aqi_assets.core.validation import CheckOutcome
+from aqi_assets.core.data.validation import CheckOutcome
 
 
 def markdown_table(frame: pd.DataFrame, max_rows: int = 12, floatfmt: str = ".3g") -> dg.MetadataValue:

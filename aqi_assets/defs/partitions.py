@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from aqi_assets.core.sources import ObservationSource, SourceError, source_from_spec
+from aqi_assets.core.data.sources import ObservationSource, SourceError, source_from_spec
 
 
 def daily_partitions_for(source: ObservationSource) -> dg.DailyPartitionsDefinition:

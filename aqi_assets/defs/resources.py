@@ -11,10 +11,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.registry import configure_mlflow
-from aqi_assets.core.settings import lake_root, mlflow_artifact_root, mlflow_experiment, mlflow_tracking_uri
-from aqi_assets.core.sources import ObservationSource, source_from_spec
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.training.registry import configure_mlflow
+from aqi_assets.core.configuration.settings import lake_root, mlflow_artifact_root, mlflow_experiment, mlflow_tracking_uri
+from aqi_assets.core.data.sources import ObservationSource, source_from_spec
 
 if TYPE_CHECKING:  # MLflow (and dagster-mlflow, which imports it) load in the steps that use them
     from mlflow.tracking import MlflowClient

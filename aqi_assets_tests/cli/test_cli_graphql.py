@@ -28,10 +28,10 @@ import requests
 
 from aqi_assets.cli.graphql import DagsterApi
 from aqi_assets.cli.main import main
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.monitoring import SCHEDULE_DATASET, adapt_schedule
-from aqi_assets.core.sources.simulated import SimulatedSource
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.monitoring.checks import SCHEDULE_DATASET, adapt_schedule
+from aqi_assets.core.data.sources.simulated import SimulatedSource
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOKEN = "aqi-cli-" + secrets.token_urlsafe(24)

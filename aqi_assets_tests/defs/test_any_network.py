@@ -13,11 +13,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.sources import source_from_spec
-from aqi_assets.core.validation import validate_day
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.data.sources import source_from_spec
+from aqi_assets.core.data.validation import validate_day
 from aqi_assets.definitions import defs
 from aqi_assets.defs.config.assets import retraining_config
 from aqi_assets.defs.resources import LakeIOManager, LakeResource, MlflowRegistryResource, ObservationSourceResource

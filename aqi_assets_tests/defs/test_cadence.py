@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from aqi_assets.core.config_store import next_record, save_record
-from aqi_assets.core.lake import Lake
+from aqi_assets.core.configuration.store import next_record, save_record
+from aqi_assets.core.data.lake import Lake
 from aqi_assets.defs.monitoring.report import weekly_retraining_report
 from aqi_assets.defs.monitoring.schedule import adapt_retraining_schedule
 from aqi_assets.defs.resources import LakeResource
@@ -43,7 +43,7 @@ def test_adaptation_runs_daily_at_the_configured_hour(tmp_path):
 def test_an_invalid_cron_is_refused_naming_the_field_and_nothing_is_recorded(tmp_path):
     import pytest
 
-    from aqi_assets.core.config import ConfigError
+    from aqi_assets.core.configuration.config import ConfigError
 
     lake = Lake(tmp_path)
     with pytest.raises(ConfigError, match=r"operations.report_cron: 'every monday' is not a cron expression"):

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from aqi_assets.core.config_store import config_in_force, next_record, save_record
-from aqi_assets.core.lake import Lake
+from aqi_assets.core.configuration.store import config_in_force, next_record, save_record
+from aqi_assets.core.data.lake import Lake
 from aqi_assets.defs.monitoring.health import platform_health_sensor
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 

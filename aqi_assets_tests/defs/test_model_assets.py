@@ -9,9 +9,9 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from aqi_assets.core import registry
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.sources.simulated import SimulatedSource
+from aqi_assets.core.training import registry
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.data.sources.simulated import SimulatedSource
 from aqi_assets.definitions import defs
 from aqi_assets.defs.resources import LakeIOManager, LakeResource, MlflowRegistryResource, ObservationSourceResource
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from aqi_assets.core.lake import Lake
+from aqi_assets.core.data.lake import Lake
 from aqi_assets.defs.observations.assets import feature_stats, observations, station_graph
 from aqi_assets.defs.resources import LakeIOManager, LakeResource, ObservationSourceResource
 from aqi_assets_tests.factories import canonical_rows, write_csv_long, write_prsa

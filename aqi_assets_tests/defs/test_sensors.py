@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aqi_assets.core.config_store import current_config, next_record, save_record
-from aqi_assets.core.feature_stats import compute_feature_stats
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.live_scoring import score_frame
-from aqi_assets.core.monitoring import check_drift
-from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
+from aqi_assets.core.configuration.store import current_config, next_record, save_record
+from aqi_assets.core.data.feature_stats import compute_feature_stats
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.monitoring.live_scoring import score_frame
+from aqi_assets.core.monitoring.checks import check_drift
+from aqi_assets.core.data.sources.simulated import DriftScenario, SimulatedSource
 from aqi_assets.defs.monitoring.sensors import (
     data_drift_sensor,
     retraining_failure_alert,

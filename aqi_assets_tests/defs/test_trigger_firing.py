@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from aqi_assets.core.config_store import next_record, save_record
-from aqi_assets.core.lake import Lake
-from aqi_assets.core.sources.simulated import DriftScenario, SimulatedSource
+from aqi_assets.core.configuration.store import next_record, save_record
+from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.data.sources.simulated import DriftScenario, SimulatedSource
 from aqi_assets.defs.monitoring.cursors import without_last_check
 from aqi_assets.defs.monitoring.sensors import data_drift_sensor, performance_degradation_sensor
 from aqi_assets_tests.defs.test_sensors import evaluate, performance_rows, sketches, store_scores

@@ -182,7 +182,7 @@ def _instance_yaml(home: Path) -> None:
 def _fill_lake(root: Path, instance, source) -> None:
     import dagster as dg
 
-    from aqi_assets.core.lake import Lake
+    from aqi_assets.core.data.lake import Lake
     from aqi_assets.definitions import defs
     from aqi_assets.defs.resources import LakeIOManager, LakeResource, MlflowRegistryResource, ObservationSourceResource
 
@@ -225,7 +225,7 @@ def scaleout(tmp_path_factory):
     for d in (home, lake_dir, logs):
         d.mkdir()
     _instance_yaml(home)
-    from aqi_assets.core.sources.simulated import SimulatedSource
+    from aqi_assets.core.data.sources.simulated import SimulatedSource
 
     source = SimulatedSource(seed=7, n_stations=6, start=START, end=START + timedelta(days=DAYS - 1))
     broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"

@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from aqi_assets.core.config import ConfigError
-from aqi_assets.core.config_store import next_record, save_record
-from aqi_assets.core.sources import SourceError
+from aqi_assets.core.configuration.config import ConfigError
+from aqi_assets.core.configuration.store import next_record, save_record
+from aqi_assets.core.data.sources import SourceError
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 from aqi_assets.defs.training.pool import apply_pool_limit

@@ -4,9 +4,9 @@ import functools
 
 import dagster as dg
 
-from aqi_assets.core.alerts import Alert, send_alert
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.lake import Lake
+from aqi_assets.core.monitoring.alerts import Alert, send_alert
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.lake import Lake
 
 
 def alert(lake: Lake, alert_: Alert, log=None) -> bool:

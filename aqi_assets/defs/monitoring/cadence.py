@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from aqi_assets.core.config import RetrainingConfig
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.cron import next_tick, ticks_between
+from aqi_assets.core.configuration.config import RetrainingConfig
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.configuration.cron import next_tick, ticks_between
 from aqi_assets.defs.resources import LakeResource
 
 TICK_MINUTES = 5

@@ -1,6 +1,6 @@
 """``platform_health_sensor``: the platform checking itself every minute, alerting on new problems.
 
-Its tick's skip reason is the health summary (``core.health``), which ``aqi-retrain status``
+Its tick's skip reason is the health summary (``core.monitoring.health``), which ``aqi-retrain status``
 shows by evaluating the sensor; a problem not seen on the previous tick sends a ``system_error``
 alert once, and the latest check is kept in the lake (``platform_health``, with the daemon's
 uptime) for the weekly report. Each tick also keeps the ``retraining`` pool's limit equal to
@@ -11,11 +11,11 @@ import time
 
 import dagster as dg
 
-from aqi_assets.core.alerts import Alert
-from aqi_assets.core.health import HEALTH_DATASET, HEALTH_SENSOR, platform_health
+from aqi_assets.core.monitoring.alerts import Alert
+from aqi_assets.core.monitoring.health import HEALTH_DATASET, HEALTH_SENSOR, platform_health
 from aqi_assets.defs.monitoring.alerting import alert
 from aqi_assets.defs.monitoring.cursors import dump_cursor, load_cursor
-from aqi_assets.core.config_store import current_config
+from aqi_assets.core.configuration.store import current_config
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource
 from aqi_assets.defs.training.pool import apply_pool_limit
 

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.settings import automation_off_reason
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.configuration.settings import automation_off_reason
 from aqi_assets.defs.monitoring.cursors import LAST_CHECK, dump_cursor, load_cursor
 
 TICK_SECONDS = 30

@@ -5,10 +5,10 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core import registry
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.forecasting import Forecaster, load_forecaster
-from aqi_assets.core.live_scoring import TRAINED_THROUGH_TAG, history_for, in_training_window, score_day, score_frame
+from aqi_assets.core.training import registry
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.training.forecasting import Forecaster, load_forecaster
+from aqi_assets.core.monitoring.live_scoring import TRAINED_THROUGH_TAG, history_for, in_training_window, score_day, score_frame
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.partitions import daily_partitions
 from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource

@@ -5,13 +5,13 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.datasets import latest_observed_day
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.data.datasets import latest_observed_day
 from aqi_assets.core.plots import png_markdown
-from aqi_assets.core.report import RetrainingRun, build_report
+from aqi_assets.core.monitoring.report import RetrainingRun, build_report
 from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource
-from aqi_assets.core.health import HEALTH_DATASET
+from aqi_assets.core.monitoring.health import HEALTH_DATASET
 from aqi_assets.defs.run_tags import MODEL_TAG, OUTCOME_TAG, REASON_TAG, RETRAINING_TAG, TRIGGER_SENSORS, TRIGGER_TYPE_TAG
 
 REPORTS_FOLDER = "reports"

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from aqi_assets.core.config import MODEL_NAMES, RetrainingConfig
-from aqi_assets.core.triggers import Trigger
+from aqi_assets.core.configuration.config import MODEL_NAMES, RetrainingConfig
+from aqi_assets.core.monitoring.triggers import Trigger
 from aqi_assets.defs.run_tags import MODEL_TAG, RETRAINING_TAG, TRIGGER_KEY_TAG
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,

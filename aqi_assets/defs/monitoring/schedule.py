@@ -5,9 +5,9 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.datasets import latest_observed_day
-from aqi_assets.core.monitoring import adapt_schedule
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.datasets import latest_observed_day
+from aqi_assets.core.monitoring.checks import adapt_schedule
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.monitoring.cadence import configured_cron_schedule
 from aqi_assets.defs.resources import LakeResource

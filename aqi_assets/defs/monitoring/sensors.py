@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from aqi_assets.core import monitoring
-from aqi_assets.core.alerts import Alert
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.datasets import OBSERVATIONS, latest_observed_day
+from aqi_assets.core.monitoring import checks as monitoring
+from aqi_assets.core.monitoring.alerts import Alert
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.datasets import OBSERVATIONS, latest_observed_day
 from aqi_assets.defs.monitoring.alerting import alert, alerting_on_error
 from aqi_assets.defs.monitoring.cursors import dump_cursor, load_cursor
 from aqi_assets.defs.monitoring.interval import TICK_SECONDS, checked_on_configured_interval
@@ -67,7 +67,7 @@ def performance_degradation_sensor(context: dg.SensorEvaluationContext, lake: La
 def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     store = lake.get()
     config = current_config(store)
-    from aqi_assets.core.drift import DriftState  # scipy: when drift is checked, not when the code loads
+    from aqi_assets.core.monitoring.drift import DriftState  # scipy: when drift is checked, not when the code loads
 
     state = load_cursor(context.cursor)
     drift_state = DriftState.from_json(state)

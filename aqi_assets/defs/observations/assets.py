@@ -6,14 +6,14 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.feature_stats import compute_feature_stats, pool_stats
-from aqi_assets.core.network import Network
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.feature_stats import compute_feature_stats, pool_stats
+from aqi_assets.core.data.network import Network
 from aqi_assets.core.plots import day_profile_png
-from aqi_assets.core.schema import MEASUREMENTS, STATION, TIMESTAMP, UNITS, coerce_numeric
-from aqi_assets.core.sources import SourceError
-from aqi_assets.core.station_graph import build_station_graph
-from aqi_assets.core.validation import CHECK_DESCRIPTIONS, fit_for_training, validate_day
+from aqi_assets.core.data.schema import MEASUREMENTS, STATION, TIMESTAMP, UNITS, coerce_numeric
+from aqi_assets.core.data.sources import SourceError
+from aqi_assets.core.data.station_graph import build_station_graph
+from aqi_assets.core.data.validation import CHECK_DESCRIPTIONS, fit_for_training, validate_day
 from aqi_assets.defs.metadata import check_result, image, markdown_table
 from aqi_assets.defs.partitions import SOURCE_ERROR, daily_partitions
 from aqi_assets.defs.resources import LakeResource, ObservationSourceResource

@@ -4,8 +4,8 @@ first step of a manual retraining, where a request is tagged and deduplicated)."
 import dagster as dg
 import pandas as pd
 
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.datasets import training_window
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.data.datasets import training_window
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import LakeResource
 from aqi_assets.defs.training.manual import answered_elsewhere

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from aqi_assets.core.config import MODEL_NAMES
+from aqi_assets.core.configuration.config import MODEL_NAMES
 from aqi_assets.defs.executor import retraining_executor
 from aqi_assets.defs.run_tags import MODEL_TAG, RETRAINING_TAG, TRIGGER_TYPE_TAG
 from aqi_assets.defs.training.manual import MANUAL_JOB
@@ -26,7 +26,7 @@ def retraining_job(model: str) -> dg.JobDefinition:
                          default_value="medium"),
 })
 def _manual_config(values: dict) -> dict:
-    from aqi_assets.core.triggers import manual_trigger
+    from aqi_assets.core.monitoring.triggers import manual_trigger
 
     manual_trigger(values["model"], values["reason"], values["severity"])  # validates, names the bad value
     return {"ops": {MODELS_OP: {"config": {"model": values["model"], "reason": values["reason"],

@@ -9,7 +9,7 @@ four gates are evaluated in the same step and recorded as asset checks with
 metric, threshold and value. A failed gate is an expected outcome: the promotion declines
 (``promotion.py``) and the run still succeeds.
 
-Failures: a lost connection or an I/O error (``core.failures.is_transient``) is retried after
+Failures: a lost connection or an I/O error (``core.training.failures.is_transient``) is retried after
 ``AQI_TRAINING_RETRY_DELAY_SECONDS`` (10 s), then 2× and 4× that; anything else fails at once,
 naming the cause in one line.
 """
@@ -20,16 +20,16 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from aqi_assets.core import registry
-from aqi_assets.core.candidate import TrainingDataError, score_champion, train_candidate
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.config_store import current_config
-from aqi_assets.core.failures import is_transient, one_line
-from aqi_assets.core.forecasting import load_forecaster
-from aqi_assets.core.gates import GATE_NAMES, GateResult, evaluate_gates
-from aqi_assets.core.settings import mlflow_run_url, mlflow_version_url
-from aqi_assets.core.station_graph import StationGraph
-from aqi_assets.core.tracking import log_candidate
+from aqi_assets.core.training import registry
+from aqi_assets.core.training.candidate import TrainingDataError, score_champion, train_candidate
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.configuration.store import current_config
+from aqi_assets.core.training.failures import is_transient, one_line
+from aqi_assets.core.training.forecasting import load_forecaster
+from aqi_assets.core.training.gates import GATE_NAMES, GateResult, evaluate_gates
+from aqi_assets.core.configuration.settings import mlflow_run_url, mlflow_version_url
+from aqi_assets.core.data.station_graph import StationGraph
+from aqi_assets.core.training.tracking import log_candidate
 from aqi_assets.defs.executor import model_step_tags
 from aqi_assets.defs.metadata import markdown_table
 from aqi_assets.defs.resources import MlflowUnavailable, UnreachableTracking

@@ -11,11 +11,11 @@ from datetime import date, timedelta
 import dagster as dg
 from pydantic import Field
 
-from aqi_assets.core import registry
-from aqi_assets.core.config import MODEL_NAMES
-from aqi_assets.core.datasets import latest_observed_day
-from aqi_assets.core.gates import GATE_NAMES
-from aqi_assets.core.live_scoring import performance_history
+from aqi_assets.core.training import registry
+from aqi_assets.core.configuration.config import MODEL_NAMES
+from aqi_assets.core.data.datasets import latest_observed_day
+from aqi_assets.core.training.gates import GATE_NAMES
+from aqi_assets.core.monitoring.live_scoring import performance_history
 from aqi_assets.core.plots import promotion_history_png
 from aqi_assets.defs.metadata import image
 from aqi_assets.defs.resources import LakeResource, MlflowRegistryResource

@@ -1,0 +1,646 @@
+"""The retraining backtest: replay a source day by day under policies, with the platform's own code.
+
+Every policy starts from one model trained on the ``window_days`` before ``start``. Each replay
+day ``d`` the serving model is scored exactly as the daily live-performance scoring does
+(``evaluate(forecaster, frame, d, d)``: forecasts whose target hour falls on ``d``, beside
+persistence on the same rows, one ``PERFORMANCE_COLUMNS`` row), then the policy decides
+(``backtest_policies.decide``: ``schedule_due``, ``evaluate_performance``, ``check_drift``). A
+retrain decided on ``d`` fits on the window ending ``d`` and serves from ``d + 1``; nothing is
+decided on the last replay day.
+
+Training uses the trainers as the platform does (``make_forecaster(kind, spec, preset, **hyper)``
+then ``fit``) on the ``window_days`` ending the training day. ``fit_on="window"`` (default)
+fits on the whole window without early stopping: the replay has no gates to feed, every retrain
+is promoted, so no holdout is kept back and the model sees the freshest days.
+``fit_on="split"`` fits exactly as a live candidate: ``split_window`` into train / validation
+(early stopping) / holdout (unused here), so the newest ``holdout_days`` are never trained on.
+Input validation and gates are not replayed.
+
+For speed, a model is trained once per training day and shared by every policy that retrains
+on that day (its CPU seconds are counted for each of them); its daily scores come from one
+``predict`` over a run of days (``daily_scores``, identical to ``evaluate`` day by day), extended
+as long as some policy keeps the model serving. Replay figures pool every forecast of the
+replay: RMSE = sqrt(Σ n·rmse² / Σ n) over the daily rows, i.e. the RMSE of all forecasts at once.
+``train_cpu_seconds`` counts the retrains only (process CPU time of ``fit``, every thread); the
+initial model, common to all policies, is reported apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from aqi_assets.core.backtest.policies import Policy, PolicyState, decide
+from aqi_assets.core.configuration.config import TrainingSettings
+from aqi_assets.core.training.forecasting import (
+    Forecaster,
+    ForecastSpec,
+    load_forecaster,
+    make_forecaster,
+    scored_predictions,
+    split_window,
+)
+from aqi_assets.core.training.forecasting.base import check_target
+from aqi_assets.core.training.metrics import scored_metrics
+from aqi_assets.core.data.schema import STATION, TIMESTAMP, coerce_numeric
+from aqi_assets.core.data.sources.base import ObservationSource, days_between
+from aqi_assets.core.data.station_graph import StationGraph, build_station_graph
+from aqi_assets.core.monitoring.triggers import PERFORMANCE_COLUMNS, SEVERITIES, Trigger
+
+#: XGBoost settings of a replay: 150 trees, as the reference scripts use. Smaller than the
+#: product's ``full`` preset (up to 2,000 deeper trees on two boosters) so a three-year replay
+#: with a few hundred fits stays well under an hour on 2 cores.
+REPLAY_XGBOOST: dict[str, Any] = {
+    "n_estimators": 150, "learning_rate": 0.1, "max_depth": 6, "max_bin": 128,
+    "log_blend": 0.0, "nthread": 2,
+}  # fmt: skip
+#: Rows of the daily score table beyond ``PERFORMANCE_COLUMNS``: the serving model's training end.
+TRAINED_THROUGH = "trained_through"
+#: Hours of history read before the first issue time of a scoring run, beyond the lookback.
+SCORING_MARGIN_HOURS = 24
+#: Scoring runs start at this many days and double with each extension, up to the maximum.
+FIRST_SCORING_DAYS, MAX_SCORING_DAYS = 8, 128
+
+#: ``progress(days_done, total_days, message)``
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """What is replayed and how models are trained (``training``: target, horizon, window, preset)."""
+
+    start: date
+    end: date
+    kind: str = "xgboost"
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    hyperparams: dict[str, Any] | None = None
+    fit_on: Literal["window", "split"] = "window"
+
+    def __post_init__(self):
+        if self.end < self.start:
+            raise ValueError(f"backtest end {self.end} is before its start {self.start}")
+        if self.fit_on not in ("window", "split"):
+            raise ValueError(f"fit_on must be 'window' or 'split', not {self.fit_on!r}")
+
+    @property
+    def spec(self) -> ForecastSpec:
+        return ForecastSpec(target=self.training.target, horizon_hours=self.training.horizon_hours)
+
+    @property
+    def model_hyperparams(self) -> dict[str, Any]:
+        """Keywords for ``make_forecaster``: ``REPLAY_XGBOOST`` (XGBoost at ``full``), then ``hyperparams``."""
+        base = REPLAY_XGBOOST if self.kind == "xgboost" and self.training.preset == "full" else {}
+        return {**base, **(self.hyperparams or {})}
+
+    @property
+    def days(self) -> list[date]:
+        return days_between(self.start, self.end)
+
+    @property
+    def data_start(self) -> date:
+        """The first day the replay reads: the initial model's training window."""
+        return self.start - timedelta(days=self.training.window_days)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(), "end": self.end.isoformat(), "days": len(self.days),
+            "kind": self.kind, "target": self.training.target, "horizon_hours": self.training.horizon_hours,
+            "window_days": self.training.window_days, "preset": self.training.preset, "fit_on": self.fit_on,
+            "hyperparams": self.model_hyperparams,
+        }  # fmt: skip
+
+
+# --- data ------------------------------------------------------------------------------------
+def load_replay_frame(source: ObservationSource, settings: BacktestSettings, first: date | None = None) -> pd.DataFrame:
+    """Every row from ``first`` (default: the initial training window) to ``end``, numeric, time-sorted."""
+    frame = source.read_range(first or settings.data_start, settings.end)
+    return sort_frame(frame)
+
+
+def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with numeric columns as floats, sorted by time then station (for slicing by time)."""
+    frame = coerce_numeric(frame)
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP])
+    frame[STATION] = frame[STATION].astype(str)
+    return frame.sort_values([TIMESTAMP, STATION], kind="stable").reset_index(drop=True)
+
+
+def _time_slice(frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """Rows with ``lo <= timestamp < hi`` of a time-sorted frame."""
+    stamps = frame[TIMESTAMP].to_numpy()
+    a = stamps.searchsorted(lo.to_datetime64(), side="left")
+    b = stamps.searchsorted(hi.to_datetime64(), side="left")
+    return frame.iloc[a:b]
+
+
+def training_frames(frame: pd.DataFrame, settings: BacktestSettings, through: date
+                    ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The ``(train, valid)`` frames of a model trained on the window ending ``through``."""
+    first = through - timedelta(days=settings.training.window_days - 1)
+    window = _time_slice(frame, pd.Timestamp(first), pd.Timestamp(through + timedelta(days=1)))
+    if settings.fit_on == "window":
+        return window.reset_index(drop=True), None
+    train, valid, _holdout = split_window(window, settings.training, through)
+    return train, valid
+
+
+# --- scoring ---------------------------------------------------------------------------------
+def daily_scores(forecaster: Forecaster, frame: pd.DataFrame, first: date, last: date,
+                 model: str = "xgboost") -> pd.DataFrame:
+    """One ``PERFORMANCE_COLUMNS`` row per day ``first``..``last``: ``evaluate(forecaster, frame, d, d)``.
+
+    One ``predict`` over the whole run of days instead of one per day; the rows and arithmetic
+    are those of ``evaluate`` (``scored_metrics`` on the forecasts whose target hour falls on the
+    day). ``frame`` needs the forecaster's lookback before ``first``. Days without forecasts get
+    ``n = 0`` and NaN metrics.
+    """
+    scored = scored_predictions(forecaster, frame, first, last)
+    day_of = scored["target_time"].dt.normalize().to_numpy()
+    observed = scored["observed"].to_numpy(float)
+    predicted = scored["prediction"].to_numpy(float)
+    persistence = scored["persistence"].to_numpy(float)
+    order = np.argsort(day_of, kind="stable")
+    day_sorted = day_of[order]
+    rows = []
+    for day in days_between(first, last):
+        stamp = np.datetime64(pd.Timestamp(day))
+        a, b = day_sorted.searchsorted(stamp, "left"), day_sorted.searchsorted(stamp, "right")
+        idx = order[a:b]
+        metrics = scored_metrics(observed[idx], predicted[idx], persistence[idx], forecaster.spec.target)
+        rows.append({"date": pd.Timestamp(day), "model": model,
+                     **{c: metrics[c] for c in PERFORMANCE_COLUMNS[2:]}})
+    out = pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS))
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+@dataclass
+class TrainedModel:
+    """One fitted model of the replay and the daily scores computed for it so far."""
+
+    trained_through: date
+    forecaster: Forecaster
+    cpu_seconds: float
+    wall_seconds: float
+    scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PERFORMANCE_COLUMNS)))
+
+    @property
+    def serves_from(self) -> date:
+        return self.trained_through + timedelta(days=1)
+
+    @property
+    def scored_through(self) -> date:
+        return self.trained_through + timedelta(days=len(self.scores))
+
+
+class ModelStore:
+    """Models of one replay by training day: each fitted once, scored lazily, shared by policies.
+
+    With ``cache_dir`` fitted models (and their measured CPU seconds) are also saved under a
+    folder named by a hash of the training settings and the data, so a later replay with the
+    same settings loads them instead of fitting again.
+    """
+
+    def __init__(self, frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
+                 model: str = "xgboost", cache_dir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None):
+        self.frame = frame
+        self.graph = graph
+        self.settings = settings
+        self.model = model
+        self.progress = progress
+        self.models: dict[date, TrainedModel] = {}
+        self.fits = 0
+        self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._cache_key()
+
+    def _cache_key(self) -> str:
+        s = self.settings
+        data = self.frame[TIMESTAMP]
+        text = json.dumps({
+            "kind": s.kind, "spec": s.spec.to_dict(), "window_days": s.training.window_days,
+            "validation_days": s.training.validation_days, "holdout_days": s.training.holdout_days,
+            "preset": s.training.preset, "fit_on": s.fit_on, "hyperparams": s.model_hyperparams,
+            "rows": len(self.frame), "stations": sorted(self.frame[STATION].unique().tolist()),
+            "first": str(data.iloc[0]) if len(data) else None, "last": str(data.iloc[-1]) if len(data) else None,
+            "checksum": float(np.nansum(self.frame[s.spec.target].to_numpy(float))),
+        }, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def get(self, trained_through: date) -> TrainedModel:
+        """The model trained on the window ending ``trained_through`` (fitted on first request)."""
+        found = self.models.get(trained_through)
+        if found is None:
+            found = self._load(trained_through) or self._fit(trained_through)
+            self.models[trained_through] = found
+        return found
+
+    def _fit(self, through: date) -> TrainedModel:
+        s = self.settings
+        train, valid = training_frames(self.frame, s, through)
+        if train.empty:
+            raise ValueError(f"no observations in the training window ending {through}")
+        forecaster = make_forecaster(s.kind, s.spec, preset=s.training.preset, **s.model_hyperparams)
+        wall, cpu = time.perf_counter(), time.process_time()
+        forecaster.fit(train, valid, self.graph)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        self.fits += 1
+        if self.progress is not None:
+            self.progress(f"fitted {s.kind} through {through} ({cpu:.1f} CPU s)")
+        trained = TrainedModel(through, forecaster, cpu, wall)
+        if self.cache_dir is not None:
+            folder = self.cache_dir / through.isoformat()
+            forecaster.save(folder)
+            (folder / "fit.json").write_text(json.dumps({"cpu_seconds": cpu, "wall_seconds": wall}))
+        return trained
+
+    def _load(self, through: date) -> TrainedModel | None:
+        if self.cache_dir is None:
+            return None
+        folder = self.cache_dir / through.isoformat()
+        if not (folder / "fit.json").is_file():
+            return None
+        fit = json.loads((folder / "fit.json").read_text())
+        return TrainedModel(through, load_forecaster(folder), float(fit["cpu_seconds"]), float(fit["wall_seconds"]))
+
+    def scores(self, trained_through: date, first: date, last: date) -> pd.DataFrame:
+        """The daily scores of one model on ``first``..``last`` (days after its training window)."""
+        trained = self.get(trained_through)
+        if first < trained.serves_from:
+            raise ValueError(f"the model trained through {trained_through} cannot serve {first}")
+        while trained.scored_through < last:
+            self._extend(trained, last)
+        a = (first - trained.serves_from).days
+        b = (last - trained.serves_from).days + 1
+        return trained.scores.iloc[a:b]
+
+    def _extend(self, trained: TrainedModel, wanted: date) -> None:
+        done = len(trained.scores)
+        run = min(MAX_SCORING_DAYS, max(FIRST_SCORING_DAYS, 2 * done))
+        first = trained.scored_through + timedelta(days=1)
+        last = min(max(wanted, first + timedelta(days=run - 1)), self.settings.end)
+        last = max(last, wanted)
+        hours = trained.forecaster.lookback_hours + self.settings.training.horizon_hours + SCORING_MARGIN_HOURS
+        frame = _time_slice(self.frame, pd.Timestamp(first) - pd.Timedelta(hours=hours),
+                            pd.Timestamp(last + timedelta(days=1)))
+        new = daily_scores(trained.forecaster, frame, first, last, self.model)
+        trained.scores = new if done == 0 else pd.concat([trained.scores, new], ignore_index=True)
+
+
+# --- results ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Retrain:
+    """One retrain of a policy: decided at the end of ``decided_on`` (its training end), why, its cost."""
+
+    decided_on: date
+    triggers: tuple[Trigger, ...]
+    cpu_seconds: float
+
+    @property
+    def serves_from(self) -> date:
+        return self.decided_on + timedelta(days=1)
+
+    @property
+    def trigger_types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.trigger_type for t in self.triggers))
+
+    @property
+    def severity(self) -> str:
+        return max((t.severity for t in self.triggers), key=SEVERITIES.index)
+
+    @property
+    def reason(self) -> str:
+        return " | ".join(t.reason for t in self.triggers)
+
+    def record(self) -> dict[str, Any]:
+        return {"decided_on": self.decided_on.isoformat(), "serves_from": self.serves_from.isoformat(),
+                "trigger": "+".join(self.trigger_types), "severity": self.severity, "reason": self.reason,
+                "cpu_seconds": round(self.cpu_seconds, 3)}
+
+
+def pooled_metrics(scores: pd.DataFrame) -> dict[str, float]:
+    """Metrics of every forecast in ``scores`` at once, from the daily rows (weighted by ``n``)."""
+    rows = scores[scores["n"] > 0]
+    n = rows["n"].to_numpy(float)
+    total = n.sum()
+    if total == 0:
+        return {"n": 0, "rmse": math.nan, "mae": math.nan, "within_20": math.nan, "persistence_rmse": math.nan}
+
+    def mean(column: str) -> float:
+        return float(np.sum(n * rows[column].to_numpy(float)) / total)
+
+    def root_mean_square(column: str) -> float:
+        return math.sqrt(np.sum(n * rows[column].to_numpy(float) ** 2) / total)
+
+    return {"n": int(total), "rmse": root_mean_square("rmse"), "mae": mean("mae"), "within_20": mean("within_20"),
+            "persistence_rmse": root_mean_square("persistence_rmse")}
+
+
+def rmse_change_interval(scores: pd.DataFrame, baseline: pd.DataFrame, block_days: int = 28,
+                         draws: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Relative RMSE change of ``scores`` against ``baseline`` on the same days, with a block-bootstrap interval.
+
+    Both are daily score tables over the same days. Days are resampled in consecutive blocks of
+    ``block_days`` (weather and model errors persist for days), keeping the pairing, so the
+    interval says how much of a difference between two policies the replay's noise allows.
+    Returns ``(change, low, high)``, e.g. ``(-0.01, -0.017, -0.003)`` = 1 % lower RMSE.
+    """
+    a = scores.set_index(pd.to_datetime(scores["date"]))
+    b = baseline.set_index(pd.to_datetime(baseline["date"]))
+    days = a.index.intersection(b.index)
+    if len(days) == 0:
+        raise ValueError("the two score tables share no days")
+    a, b = a.loc[days], b.loc[days]
+    n = b["n"].to_numpy(float)
+    se_a = np.nan_to_num(n * a["rmse"].to_numpy(float) ** 2)
+    se_b = np.nan_to_num(n * b["rmse"].to_numpy(float) ** 2)
+    blocks = np.arange(len(days)) // block_days
+    sums_a = np.bincount(blocks, se_a)
+    sums_b = np.bincount(blocks, se_b)
+    change = math.sqrt(sums_a.sum() / sums_b.sum()) - 1
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(sums_a), size=(draws, len(sums_a)))
+    ratios = np.sqrt(sums_a[picks].sum(axis=1) / sums_b[picks].sum(axis=1)) - 1
+    tail = (1 - level) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail])
+    return float(change), float(low), float(high)
+
+
+@dataclass
+class BacktestResult:
+    """One policy's replay: the daily score table, its retrains and the pooled figures."""
+
+    policy: Policy
+    scores: pd.DataFrame
+    retrains: list[Retrain]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def retrain_count(self) -> int:
+        return len(self.retrains)
+
+    @property
+    def train_cpu_seconds(self) -> float:
+        return float(sum(r.cpu_seconds for r in self.retrains))
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Pooled over every forecast of the replay (see ``pooled_metrics``)."""
+        return pooled_metrics(self.scores)
+
+    @property
+    def rmse(self) -> float:
+        return self.metrics["rmse"]
+
+    def summary(self) -> dict[str, Any]:
+        """``rmse``, ``retrains``, ``train_cpu_seconds`` and the other pooled figures."""
+        m = self.metrics
+        return {"rmse": round(m["rmse"], 4), "retrains": self.retrain_count,
+                "train_cpu_seconds": round(self.train_cpu_seconds, 1), "mae": round(m["mae"], 4),
+                "within_20": round(m["within_20"], 4), "persistence_rmse": round(m["persistence_rmse"], 4),
+                "forecasts": m["n"]}
+
+
+@dataclass
+class Backtest:
+    """A whole replay: its settings, one result per policy, and what the fits cost."""
+
+    settings: BacktestSettings
+    results: dict[str, BacktestResult]
+    initial_cpu_seconds: float
+    fits: int
+    fit_cpu_seconds: float
+    wall_seconds: float
+    source: str = ""
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {name: result.summary() for name, result in self.results.items()}
+
+
+# --- the replay ------------------------------------------------------------------------------
+def run_backtest(
+    frame: pd.DataFrame,
+    policies: Sequence[Policy],
+    settings: BacktestSettings,
+    graph: StationGraph | None = None,
+    feature_stats: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
+    source: str = "",
+) -> Backtest:
+    """Replay ``settings.start``..``end`` of ``frame`` under every policy in lockstep (see module doc).
+
+    ``frame`` is time-sorted (``sort_frame``) and holds the initial training window;
+    ``feature_stats`` (daily sketches) is needed only by drift policies.
+    """
+    if not policies:
+        raise ValueError("no policies to replay")
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be unique, got {names}")
+    if any(p.drift is not None for p in policies) and feature_stats is None:
+        raise ValueError("a drift policy needs feature_stats")
+    clock = time.perf_counter()
+    days = settings.days
+    total = len(days)
+    note = (lambda message: progress(done, total, message)) if progress is not None else None
+    done = 0
+    store = ModelStore(frame, graph, settings, model=policies[0].model, cache_dir=cache_dir, progress=note)
+    initial_day = settings.start - timedelta(days=1)
+    initial = store.get(initial_day)
+    states = {p.name: PolicyState(initial_day) for p in policies}
+    segments: dict[str, list[tuple[date, date, date]]] = {p.name: [] for p in policies}
+    starts = {p.name: settings.start for p in policies}
+    retrains: dict[str, list[Retrain]] = {p.name: [] for p in policies}
+    for today in days:
+        for policy in policies:
+            state = states[policy.name]
+            served = store.scores(state.trained_through, state.deployed_on, today)
+            if today == settings.end:
+                continue
+            triggers = decide(policy, state, today, served, feature_stats)
+            if not triggers:
+                continue
+            trained = store.get(today)
+            retrains[policy.name].append(Retrain(today, tuple(triggers), trained.cpu_seconds))
+            segments[policy.name].append((state.trained_through, starts[policy.name], today))
+            starts[policy.name] = today + timedelta(days=1)
+            state.trained_through = today
+        done += 1
+        if progress is not None and (done % 10 == 0 or done == total):
+            progress(done, total, f"{today} replayed")
+    results = {}
+    for policy in policies:
+        state = states[policy.name]
+        parts = segments[policy.name] + [(state.trained_through, starts[policy.name], settings.end)]
+        tables = [store.scores(through, first, last).assign(**{TRAINED_THROUGH: pd.Timestamp(through)})
+                  for through, first, last in parts if first <= last]
+        scores = pd.concat(tables, ignore_index=True)
+        results[policy.name] = BacktestResult(policy, scores, retrains[policy.name])
+    fit_cpu = float(sum(m.cpu_seconds for m in store.models.values()))
+    return Backtest(settings, results, initial.cpu_seconds, len(store.models), fit_cpu,
+                    time.perf_counter() - clock, source)
+
+
+def backtest_source(
+    source: ObservationSource,
+    policies: Sequence[Policy],
+    settings: BacktestSettings,
+    progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
+) -> Backtest:
+    """Read ``source`` for the replay (and the drift reference when a policy needs it) and run it."""
+    source.network().require_target(settings.training.target)
+    needs_drift = [p.drift for p in policies if p.drift is not None]
+    first = settings.data_start
+    if needs_drift:
+        from aqi_assets.core.monitoring.drift import SEASONAL_SHIFT_DAYS
+
+        reach = max(SEASONAL_SHIFT_DAYS * d.seasonal_years + d.reference_days + d.current_days for d in needs_drift)
+        first = max(min(first, settings.start - timedelta(days=reach)), source.first_day())
+    frame = load_replay_frame(source, settings, first)
+    if frame.empty:
+        raise ValueError(f"the source {source.spec!r} has no observations for {first}..{settings.end}")
+    check_target(frame, settings.training.target, f"the source {source.spec!r} ({first}..{settings.end})")
+    first_day = frame[TIMESTAMP].iloc[0].date()
+    if first_day > settings.data_start:
+        raise ValueError(
+            f"the replay from {settings.start} needs data from {settings.data_start} for its initial "
+            f"{settings.training.window_days}-day training window; the source starts on {first_day}"
+        )
+    graph = build_station_graph(source.stations())
+    stats = replay_feature_stats(frame) if needs_drift else None
+    return run_backtest(frame, policies, settings, graph=graph, feature_stats=stats, progress=progress,
+                        cache_dir=cache_dir, source=getattr(source, "spec", ""))
+
+
+def replay_feature_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """The daily ``feature_stats`` sketches of every day of ``frame`` (what drift rules read)."""
+    from aqi_assets.core.data.feature_stats import compute_feature_stats
+
+    day = frame[TIMESTAMP].dt.normalize()
+    parts = [compute_feature_stats(rows, stamp.date()) for stamp, rows in frame.groupby(day, sort=True)]
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+TABLE_COLUMNS: tuple[str, ...] = ("policy", "RMSE", "vs never", "persistence RMSE", "MAE", "within 20 %",
+                                  "retrains", "train CPU s")
+
+
+def results_table(backtest: Backtest) -> str:
+    """A Markdown table, one row per policy (RMSE pooled over the replay, change against ``never``,
+    and the persistence forecast's RMSE on the same rows)."""
+    summaries = backtest.summaries()
+    never = summaries.get("never", {}).get("rmse")
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"]
+    for name, s in summaries.items():
+        change = f"{s['rmse'] / never - 1:+.2%}" if never else "—"
+        lines.append(f"| {name} | {s['rmse']:.3f} | {change} | {s['persistence_rmse']:.3f} | {s['mae']:.3f} | "
+                     f"{s['within_20']:.1%} | {s['retrains']} | {s['train_cpu_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def backtest_record(backtest: Backtest) -> dict[str, Any]:
+    """Everything the JSON report holds: settings, costs, and per policy its figures and retrains."""
+    return {
+        "source": backtest.source,
+        "settings": backtest.settings.describe(),
+        "fits": backtest.fits,
+        "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1),
+        "initial_model_cpu_seconds": round(backtest.initial_cpu_seconds, 1),
+        "wall_seconds": round(backtest.wall_seconds, 1),
+        "policies": {
+            name: {**result.summary(), "policy": result.policy.describe(),
+                   "retrain_days": [r.record() for r in result.retrains]}
+            for name, result in backtest.results.items()
+        },
+    }
+
+
+def write_json(backtest: Backtest, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(backtest_record(backtest), indent=1, default=str))
+    return path
+
+
+def smoothed_rmse(scores: pd.DataFrame, days: int = 30) -> pd.Series:
+    """Centred ``days``-day RMSE by date, pooled over forecasts (days without forecasts skipped)."""
+    table = scores.set_index(pd.to_datetime(scores["date"]))
+    n = table["n"].astype(float)
+    squares = (n * table["rmse"].astype(float) ** 2).where(n > 0, 0.0)
+    window = dict(window=days, center=True, min_periods=max(1, days // 3))
+    return np.sqrt(squares.rolling(**window).sum() / n.rolling(**window).sum())
+
+
+def write_plot(backtest: Backtest, path: str | Path, smooth_days: int = 30) -> Path:
+    """A PNG of each policy's ``smooth_days``-day RMSE, its change against ``never`` and its retrains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = list(backtest.results.values())
+    curves = {r.name: smoothed_rmse(r.scores, smooth_days) for r in results}
+    never = curves.get("never")
+    heights = [3, 2] if never is not None else [3]
+    heights.append(0.4 + 0.14 * len(results))
+    fig, axes = plt.subplots(len(heights), 1, figsize=(11, 2.2 + 1.1 * sum(heights)), sharex=True,
+                             gridspec_kw={"height_ratios": heights})
+    top, marks = axes[0], axes[-1]
+    colours = plt.get_cmap("tab10")
+    for i, result in enumerate(results):
+        colour = colours(i % 10)
+        curve = curves[result.name]
+        top.plot(curve.index, curve.to_numpy(), lw=1.0, color=colour,
+                 label=f"{result.name}: {result.rmse:.2f} ({result.retrain_count} retrains)")
+        if never is not None:
+            axes[1].plot(curve.index, 100 * (curve / never - 1).to_numpy(), lw=1.0, color=colour)
+        when = [pd.Timestamp(r.serves_from) for r in result.retrains]
+        marks.scatter(when, np.full(len(when), i), marker="|", s=60, color=colour)
+    s = backtest.settings
+    top.set_title(f"Backtest {s.start}..{s.end}: {s.kind}, {s.training.target} +{s.training.horizon_hours} h, "
+                  f"{s.training.window_days}-day window (RMSE pooled over the replay in the legend)", fontsize=10)
+    top.set_ylabel(f"RMSE, {smooth_days}-day centred", fontsize=8)
+    top.legend(fontsize=7, loc="upper left", ncol=2)
+    if never is not None:
+        axes[1].axhline(0, color="black", lw=0.6)
+        axes[1].set_ylabel("RMSE vs never, %", fontsize=8)
+    for axis in axes[:-1]:
+        axis.grid(alpha=0.3)
+    marks.set_yticks(range(len(results)), [r.name for r in results], fontsize=7)
+    marks.set_ylim(-0.7, len(results) - 0.3)
+    marks.invert_yaxis()
+    marks.set_xlabel("new model serves from")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(backtest: Backtest, directory: str | Path, stem: str = "backtest") -> dict[str, Path]:
+    """``<stem>.md`` (table), ``<stem>.json``, ``<stem>.png`` and ``<stem>_daily.csv`` in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table = directory / f"{stem}.md"
+    table.write_text(results_table(backtest) + "\n")
+    daily = directory / f"{stem}_daily.csv"
+    pd.concat([r.scores.assign(policy=name) for name, r in backtest.results.items()], ignore_index=True
+              ).to_csv(daily, index=False)
+    return {"table": table, "json": write_json(backtest, directory / f"{stem}.json"),
+            "plot": write_plot(backtest, directory / f"{stem}.png"), "daily": daily}

@@ -1,0 +1,202 @@
+"""Drift mechanics: one check for sensor and backtest, references that never silently shrink."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aqi_assets.core.backtest import policies as backtest_policies
+from aqi_assets.core.monitoring import drift
+from aqi_assets.core.monitoring import checks as monitoring
+from aqi_assets.core.backtest.policies import Policy, PolicyState, decide
+from aqi_assets.core.configuration.config import DriftSettings, RetrainingConfig
+from aqi_assets.core.monitoring.drift import DriftState, check_drift, current_window, reference_window
+from aqi_assets.core.data.feature_stats import compute_feature_stats
+from aqi_assets.core.data.lake import Lake
+
+RECENT = DriftSettings(rule="seed", reference="recent", reference_days=30)
+FIRST = date(2024, 1, 1)
+
+
+def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date, float] | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather factor)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(days):
+        day = FIRST + timedelta(days=i)
+        common = rng.normal(0, 0.4)
+        stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
+        for s in range(stations):
+            name = f"T{s}"
+            pm = np.exp(3.5 + common + rng.normal(0, 0.25, 24))
+            if step and step[0] == name and day >= step[1]:
+                pm = pm * step[2]
+            parts.append(pd.DataFrame({"timestamp": stamps, "station": name, "pm25": pm,
+                                       "wind_speed": np.exp(0.5 + 0.3 * common + rng.normal(0, 0.2, 24))}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
+    stats = compute_feature_stats(frame, FIRST)
+    station_day = stats["station"].str.split("|", expand=True)
+    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+
+def row(report, station, feature):
+    return report.table.query("station == @station and feature == @feature").iloc[0]
+
+
+def test_recent_reference_that_shrank_is_not_used():
+    current = current_window(date(2025, 11, 26), RECENT)
+    cut = reference_window(current, RECENT, None, not_before=date(2025, 11, 10))  # 10 of 30 days left
+    assert (cut.kind, len(cut)) == ("insufficient", 0)
+    enough = reference_window(current, RECENT, None, not_before=date(2025, 11, 5))  # 15 days
+    assert (enough.kind, len(enough)) == ("recent", 15)
+
+
+def test_a_trigger_resets_only_the_pairs_it_concerned():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    trigger_day = FIRST + timedelta(days=47)
+    report = check_drift(stats, trigger_day, RECENT)
+    assert report.triggers() and set(report.flagged["station"]) == {"T2"}
+    state = DriftState().fired(report)
+    assert state.last_trigger == trigger_day
+    assert set(state.resets) == {("T2", "pm25")}
+    # Ten days later: every other pair still uses the full 30-day reference; T2's pm25 waits
+    # (10 days of its new level are fewer than half the reference) instead of being tested
+    # against a reference that shrank to a few days.
+    later = check_drift(stats, trigger_day + timedelta(days=10), RECENT, state)
+    other = row(later, "T0", "pm25")
+    assert (other["reference_kind"], other["reference_size"]) == ("recent", 30)
+    waiting = row(later, "T2", "pm25")
+    assert (waiting["reference_kind"], waiting["reference_size"]) == ("insufficient", 0)
+    assert np.isnan(waiting["p_peer"]) and waiting["severity"] == ""
+    assert later.references()["insufficient"]["pairs"] == 1
+    assert later.triggers(state.last_trigger) == []
+    # Once 15 days of the new level exist they are T2's reference; the step is now the normal.
+    settled = check_drift(stats, trigger_day + timedelta(days=22), RECENT, state)
+    own = row(settled, "T2", "pm25")
+    assert (own["reference_kind"], own["reference_size"]) == ("recent", 15)
+    assert own["severity"] == "" and settled.triggers(state.last_trigger) == []
+
+
+def test_state_round_trips_through_the_cursor_and_reads_the_older_cursor():
+    state = DriftState(date(2024, 2, 3), {("T2", "pm25"): date(2024, 2, 4)})
+    assert DriftState.from_json(state.to_json()) == state
+    assert DriftState.from_json({"last_trigger": "2024-02-03"}) == DriftState(date(2024, 2, 3))
+    assert DriftState.from_json("2024-02-03") == DriftState(date(2024, 2, 3))
+    assert DriftState.from_json(None) == DriftState()
+
+
+def test_sensor_and_backtest_run_the_same_check(tmp_path):
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8), seed=3)
+    lake = Lake(tmp_path)
+    for day, part in stats.groupby("date"):
+        lake.write_frame("feature_stats", day.date().isoformat(), part)
+    config = RetrainingConfig.model_validate({"drift": RECENT.model_dump()})
+    # The backtest's decision on the step day and the sensor's check on the same stored days agree.
+    policy = Policy("drift", drift=config.drift)
+    state = PolicyState(FIRST + timedelta(days=30))
+    day = FIRST + timedelta(days=47)
+    found = decide(policy, state, day, pd.DataFrame(), stats)
+    report, triggers = monitoring.check_drift(lake, config, DriftState(), as_of=day)
+    assert [t.key for t in found] == [t.key for t in triggers]
+    assert state.drift == DriftState().fired(report)
+    later = day + timedelta(days=10)
+    replayed = check_drift(stats, later, config.drift, state.drift)
+    sensed, _ = monitoring.check_drift(lake, config, state.drift, as_of=later)
+    pd.testing.assert_frame_equal(replayed.table, sensed.table)
+    assert backtest_policies.check_drift is drift.check_drift
+
+
+SEQUENTIAL = DriftSettings(rule="sequential", reference_days=30, cusum_k=1.0, cusum_h=6.0, cusum_retrain_h=6.0,
+                           cusum_clip=4.0, retrain_features=None)
+
+
+def test_sequential_rule_names_a_step_at_one_station_after_two_days():
+    step_day = FIRST + timedelta(days=45)
+    stepped = small_network_stats(step=("T2", step_day, 1.5), seed=5)
+    clean = small_network_stats(seed=5)
+    assert check_drift(clean, step_day + timedelta(days=1), SEQUENTIAL).flagged.empty
+    first_day = check_drift(stepped, step_day, SEQUENTIAL)
+    assert first_day.flagged.empty  # one day is never enough (min_duration_days = 2)
+    report = check_drift(stepped, step_day + timedelta(days=1), SEQUENTIAL)
+    top = report.flagged.iloc[0]
+    assert (top["station"], top["feature"], top["severity"], top["action"]) == ("T2", "pm25", "critical", "retrain")
+    assert top["level_days"] == 2 and 0.3 < top["level_shift"] < 0.6  # ×1.5 on log(mean + 10)
+    assert set(report.flagged["station"]) == {"T2"}
+    (trigger,) = report.triggers()
+    assert trigger.evidence["worst"][0]["station"] == "T2"
+
+
+def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
+    stats = small_network_stats(seed=6)
+    day = FIRST + timedelta(days=50)
+    pm = (stats["station"] == "T4") & (stats["feature"] == "pm25") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    # T4's pm25 reads one value all day on the last two days: sum_sq = sum² / n.
+    flat = stats.copy()
+    flat.loc[pm, "sum_sq"] = flat.loc[pm, "sum"] ** 2 / flat.loc[pm, "count"]
+    report = check_drift(flat, day, SEQUENTIAL)
+    row = report.flagged.iloc[0]
+    assert (row["station"], row["feature"], row["action"], bool(row["flatline"])) == ("T4", "pm25", "alert", True)
+    assert report.triggers() == [] and len(report.alert_rows) == 1
+    # Within-day variance × 4 at T1 (std × 2) for three days: a spread change, retrained on.
+    wide = stats.copy()
+    rows = (wide["station"] == "T1") & (wide["feature"] == "wind_speed") & (wide["date"] >= pd.Timestamp(day - timedelta(days=2)))
+    mean = wide.loc[rows, "sum"] / wide.loc[rows, "count"]
+    var = wide.loc[rows, "sum_sq"] / wide.loc[rows, "count"] - mean**2
+    wide.loc[rows, "sum_sq"] = wide.loc[rows, "count"] * (4 * var + mean**2)
+    spread = check_drift(wide, day, SEQUENTIAL)
+    top = spread.flagged.iloc[0]
+    assert (top["station"], top["feature"], bool(top["spread_drift"]), top["action"]) == ("T1", "wind_speed", True, "retrain")
+    assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
+
+
+def test_seed_rule_is_still_available():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    report = check_drift(stats, FIRST + timedelta(days=47), RECENT.model_copy(update={"rule": "seed"}))
+    assert set(report.flagged["station"]) == {"T2"} and report.flagged.iloc[0]["mean_shift_drift"]
+    assert not report.table["level_drift"].any() and set(report.flagged["action"]) == {"retrain"}
+
+
+def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_only():
+    step_day = FIRST + timedelta(days=45)
+    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
+    wind = stats.copy()
+    rows = (wind["station"] == "T3") & (wind["feature"] == "wind_speed") & (wind["date"] >= pd.Timestamp(step_day))
+    wind.loc[rows, ["sum", "sum_sq"]] = wind.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]
+    # shipped: alert from 8, retrain from 10, on the forecast target only (pm25 by default)
+    settings = RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force()
+    report = check_drift(wind, step_day + timedelta(days=1), settings)
+    actions = {(r.station, r.feature): r.action for r in report.flagged.itertuples()}
+    assert actions == {("T2", "pm25"): "retrain", ("T3", "wind_speed"): "alert"}
+    assert DriftState().fired(report).resets.keys() == {("T2", "pm25")}  # only what the retrain concerned
+    held = check_drift(wind, step_day + timedelta(days=1), settings.model_copy(update={"cusum_retrain_h": 50.0}))
+    assert held.triggers() == [] and set(held.alert_rows["station"]) == {"T2", "T3"}
+
+
+def test_sequential_summary_says_what_moved_and_by_how_much():
+    step_day = FIRST + timedelta(days=45)
+    report = check_drift(small_network_stats(step=("T2", step_day, 1.5), seed=5), step_day + timedelta(days=1), SEQUENTIAL)
+    assert "critical pm25 at T2: level against peers +" in report.summary() and "over 2 days" in report.summary()
+    assert report.worst()[0]["rules"] == ["level_drift"]
+
+
+def test_restarts_no_reference_can_reach_are_forgotten():
+    stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
+    report = check_drift(stats, FIRST + timedelta(days=47), RECENT)
+    old = DriftState(FIRST, {("T5", "wind_speed"): FIRST, ("T1", "pm25"): FIRST + timedelta(days=20)})
+    state = old.fired(report)  # RECENT reaches 30 + 7 days back
+    assert set(state.resets) == {("T1", "pm25"), ("T2", "pm25")}
+
+
+def test_what_retrains_is_named_before_what_only_alerts():
+    step_day = FIRST + timedelta(days=45)
+    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
+    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(step_day))
+    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [8.0, 64.0]
+    report = check_drift(stats, step_day + timedelta(days=1), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
+    assert list(report.flagged["action"]) == ["retrain", "alert"]
+    assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
