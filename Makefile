@@ -60,7 +60,7 @@ bench-feature-stats: install
 	$(BIN)/python -m bench.bench_feature_stats
 
 bench-models: install
-	$(BIN)/python -m bench.bench_models
+	$(BIN)/python -m bench.bench_models $(BENCH_ARGS)
 
 bench-import: install
 	$(BIN)/python -m bench.bench_import

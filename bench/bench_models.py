@@ -12,6 +12,7 @@ reports, hyperparameters, when and on what machine each model ran), prints a tab
     python -m bench.bench_models                       # all, with the full presets
     python -m bench.bench_models --models xgboost,gnn  # a subset (others keep their old figures)
     python -m bench.bench_models --markdown            # only rewrite models.md from the JSON
+    python -m bench.bench_models --target no2          # another pollutant: models_no2.json / .md
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ REPRODUCE = ("`make bench-models` (= `.venv/bin/python -m bench.bench_models`; o
              "`--models xgboost,gnn`, the others keep their figures)")
 
 
-def run_one(model: str, data_dir: Path) -> dict:
+def run_one(model: str, data_dir: Path, target: str = "pm25") -> dict:
     """Fit and score one model in this process (what each child runs)."""
     import pandas as pd
 
@@ -63,7 +64,7 @@ def run_one(model: str, data_dir: Path) -> dict:
     source = prsa_source(str(data_dir))
     frame = source.read_range(TRAIN_START, TEST_END)
     stamps = frame[TIMESTAMP]
-    spec = ForecastSpec(target="pm25", horizon_hours=1)
+    spec = ForecastSpec(target=target, horizon_hours=1)
     lookback_start = pd.Timestamp(TEST_START) - pd.Timedelta(days=4)
     test_frame = frame[stamps >= lookback_start]
     if model == "persistence":
@@ -97,11 +98,16 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     parser.add_argument("--data", default=str(DATA_DIR), help="directory of the PRSA_Data_*.csv.gz files")
     parser.add_argument("--markdown", action="store_true", help="only rewrite models.md from the JSON results")
+    parser.add_argument("--target", default="pm25",
+                        help="the pollutant forecast (pm25 writes models.*; another writes models_<target>.*)")
     parser.add_argument("--one", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process
-        Path(args.output).write_text(json.dumps(run_one(args.one, Path(args.data)), default=float))
+        Path(args.output).write_text(json.dumps(run_one(args.one, Path(args.data), args.target), default=float))
+        return
+    if args.target != "pm25":
+        other_target(args.target, [m.strip() for m in args.models.split(",") if m.strip()], args.data)
         return
     if args.markdown:
         print(write_markdown(_previous("models"), _previous("models_detail")).read_text())
@@ -139,6 +145,34 @@ def main() -> None:
     for line in _target_lines(ordered):
         print(line)
     print(f"(Markdown table in {markdown})")
+
+
+def other_target(target: str, chosen: list[str], data: str) -> None:
+    """The same benchmark for another pollutant: ``models_<target>.json`` and a Markdown table."""
+    name = f"models_{target}"
+    summaries = _previous(name)
+    for model in chosen:
+        print(f"== {model} ({target})", flush=True)
+        machine = machine_info()
+        result = run_module_in_child("bench.bench_models", ["--one", model, "--data", data, "--target", target],
+                                     timeout=CHILD_TIMEOUT_SECONDS)
+        result["run"] = {"machine": machine, "load_avg_1m_after": machine_info()["load_avg_1m"],
+                         "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        summaries[model] = summary(model, result)
+        write_result(name, {m: summaries[m] for m in MODELS if m in summaries})
+    rows = [{"model": m, **summaries[m], "within_20": 100 * summaries[m]["within_20"],
+             "aqi_category_accuracy": 100 * summaries[m]["aqi_category_accuracy"]} for m in MODELS if m in summaries]
+    table = format_markdown_table(
+        rows, ("model", "rmse", "mae", "within_20", "aqi_category_accuracy", "train_seconds", "train_cpu_seconds"),
+        {"rmse": "RMSE (µg/m³)", "mae": "MAE (µg/m³)", "within_20": "within ±20 % (%)",
+         "aqi_category_accuracy": f"AQI category accuracy, {target} breakpoints (%)", "train_seconds": "training (s)",
+         "train_cpu_seconds": "training CPU (s)"},
+        {"rmse": ".2f", "mae": ".2f", "within_20": ".1f", "aqi_category_accuracy": ".1f", "train_seconds": ".0f",
+         "train_cpu_seconds": ".0f"})
+    (RESULTS_DIR / f"{name}.md").write_text(
+        f"# Next-hour {target} on the Beijing data\n\nTrain 2013-03-01..2016-02-29, test 2016-03-01..2017-02-28, "
+        f"12 stations pooled, full presets; `make bench-models BENCH_ARGS=\"--target {target}\"`.\n\n{table}\n")
+    print(table)
 
 
 def targets(summaries: dict[str, dict]) -> list[tuple[str, bool | None, str]]:

@@ -64,7 +64,7 @@ def test_held_drift_trigger_neither_starts_cooldown_nor_resets_references(tmp_pa
 def test_flat_line_alerts_once_and_requests_no_run(tmp_path, webhook):
     import pandas as pd
 
-    from aqi_assets_tests.core.test_drift_state import FIRST, small_network_stats
+    from aqi_assets_tests.core.monitoring.test_drift_state import FIRST, small_network_stats
 
     url, received = webhook
     stats = small_network_stats(days=51, seed=6)

@@ -9,7 +9,7 @@ import pandas as pd
 from aqi_assets.core.backtest.policies import PolicyState, decide, policy_from_name
 from aqi_assets.core.configuration.config import RetrainingConfig
 from aqi_assets.core.monitoring.triggers import PERFORMANCE_COLUMNS
-from aqi_assets_tests.core.test_drift_state import small_network_stats
+from aqi_assets_tests.core.monitoring.test_drift_state import small_network_stats
 
 TRAINED = date(2024, 3, 31)
 
