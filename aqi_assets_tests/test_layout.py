@@ -49,3 +49,26 @@ def test_no_import_circle_in_core():
         if module not in state:
             visit(module, [module])
     assert "aqi_assets.core.training.forecasting.factory" in graph["aqi_assets.core.training.forecasting"]
+
+
+def test_every_import_of_the_package_resolves_including_the_lazy_ones():
+    """Imports inside functions (heavy libraries loaded when used) run late; check them all now."""
+    import importlib
+
+    package = CORE.parents[0]
+    broken = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aqi_assets"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            broken.append(f"{path.relative_to(package.parent)}:{node.lineno} {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("aqi_assets"):
+                        importlib.import_module(alias.name)
+    assert not broken, broken

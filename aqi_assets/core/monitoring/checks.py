@@ -89,7 +89,7 @@ def check_drift(lake: Lake, config: RetrainingConfig, state: DriftState | None =
     ``drift.check_drift`` (the one the backtest replays) reading only the days it needs;
     ``state`` holds the last requested trigger (cooldown) and the pairs whose reference restarted.
     """
-    from aqi_assets.core import drift  # scipy: imported when drift is checked, not at load
+    from aqi_assets.core.monitoring import drift  # scipy: imported when drift is checked, not at load
 
     days = lake.days(FEATURE_STATS)
     if not days:
