@@ -45,8 +45,8 @@ from aqi_assets.core.configuration.config import TrainingSettings
 from aqi_assets.core.training.forecasting import (
     Forecaster,
     ForecastSpec,
-    load_forecaster,
     make_forecaster,
+    read_forecaster,
     scored_predictions,
     split_window,
 )
@@ -270,7 +270,7 @@ class ModelStore:
         if not (folder / "fit.json").is_file():
             return None
         fit = json.loads((folder / "fit.json").read_text())
-        return TrainedModel(through, load_forecaster(folder), float(fit["cpu_seconds"]), float(fit["wall_seconds"]))
+        return TrainedModel(through, read_forecaster(folder), float(fit["cpu_seconds"]), float(fit["wall_seconds"]))
 
     def scores(self, trained_through: date, first: date, last: date) -> pd.DataFrame:
         """The daily scores of one model on ``first``..``last`` (days after its training window)."""

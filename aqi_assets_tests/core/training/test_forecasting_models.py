@@ -13,8 +13,8 @@ from aqi_assets.core.training.forecasting import (
     Forecaster,
     default_hyperparams,
     evaluate,
-    load_forecaster,
     make_forecaster,
+    read_forecaster,
 )
 from aqi_assets.core.data.sources.simulated import SimulatedSource
 from aqi_assets.core.data.station_graph import build_station_graph
@@ -96,14 +96,14 @@ def test_fitted_model_beats_persistence_on_unseen_days(kind, fitted, data):
 def test_save_and_load_give_identical_predictions(kind, fitted, data, tmp_path):
     model = fitted[kind]
     model.save(tmp_path / kind)
-    loaded = load_forecaster(tmp_path / kind)
+    loaded = read_forecaster(tmp_path / kind)
     assert type(loaded) is type(model) and loaded.params() == model.params()
     assert loaded.training_report["seconds"] == pytest.approx(model.training_report["seconds"])
     frame = history(data)
     pd.testing.assert_frame_equal(loaded.predict(frame), model.predict(frame))
     other = "lstm" if kind != "lstm" else "gnn"
     with pytest.raises(ValueError, match=f"holds a {kind} forecaster"):
-        type(fitted[other]).load(tmp_path / kind)
+        type(fitted[other]).from_saved(tmp_path / kind)
 
 
 @pytest.mark.parametrize("kind", FORECASTER_KINDS)

@@ -14,7 +14,7 @@ The whole contract the Dagster layer, live-performance scoring and the backtest 
     report = model.fit(train, valid, graph, progress=print)      # dict: seconds, epochs/rounds, ...
     metrics = evaluate(model, pd.concat([valid, holdout]), *holdout_days)
     predictions = model.predict(history)                         # see below
-    model.save(directory); model = load_forecaster(directory)
+    model.save(directory); model = read_forecaster(directory)
     info = log_forecaster(model, input_example=history.head(48), registered_model_name="aqi-gnn")
     model = load_forecaster(info.model_uri)                      # or "models:/aqi-gnn@champion"
 
@@ -24,7 +24,7 @@ The whole contract the Dagster layer, live-performance scoring and the backtest 
 ``predict(history) -> DataFrame[station, timestamp, target_time, prediction]`` with one row per
 (station, issue time t) forecastable from rows ≤ t: the station has a row at t, its target was
 observed at t or at most two hours before, and ``history`` holds ``lookback_hours`` before t;
-``save(dir)``, ``load_forecaster(dir)`` (any kind), ``params() -> dict`` for MLflow.
+``save(dir)``, ``read_forecaster(dir)`` (any kind), ``params() -> dict`` for MLflow.
 
 ``make_forecaster(kind, spec=None, preset="full" | "fast", **hyperparams)``;
 ``default_hyperparams(kind, preset)`` lists them. ``fast`` is for tests and demos (seconds on a
@@ -50,8 +50,8 @@ from aqi_assets.core.training.forecasting.evaluation import evaluate, persistenc
 from aqi_assets.core.training.forecasting.factory import (
     FORECASTER_KINDS,
     default_hyperparams,
-    load_forecaster,
     make_forecaster,
+    read_forecaster,
 )
 from aqi_assets.core.training.forecasting.spec import ForecastSpec
 from aqi_assets.core.training.forecasting.split import WindowSplit, split_window
@@ -83,8 +83,8 @@ __all__ = [
     "evaluate",
     "load_forecaster",
     "log_forecaster",
-    "load_forecaster",
     "make_forecaster",
+    "read_forecaster",
     "persistence_metrics",
     "scored_predictions",
     "split_window",

@@ -9,7 +9,7 @@ overridden by keyword), then
   ≤ t of ``history``: ``station, timestamp`` (= t), ``target_time`` (= t + horizon),
   ``prediction``. A forecast is issued when the station has a row at t, its target was observed
   at most ``BASE_FILL_HOURS`` before t, and ``history`` reaches ``lookback_hours`` back from t;
-- ``save(directory)`` / ``factory.load_forecaster(directory)`` persist it as plain files
+- ``save(directory)`` / ``factory.read_forecaster(directory)`` persist it as plain files
   (``forecaster.json`` plus the kind's model files);
 - ``params()`` is the flat dict logged to MLflow.
 
@@ -152,7 +152,7 @@ class Forecaster(abc.ABC):
 
     @classmethod
     def from_saved(cls, directory: str | Path) -> "Forecaster":
-        """Read a forecaster of this class written by ``save`` (``factory.load_forecaster`` reads any kind)."""
+        """Read a forecaster of this class written by ``save`` (``factory.read_forecaster`` reads any kind)."""
         directory = Path(directory)
         meta = read_meta(directory)
         if meta["kind"] != cls.kind:

@@ -44,6 +44,6 @@ def make_forecaster(kind: str, spec: ForecastSpec | None = None, preset: Preset 
     return forecaster_class(kind)(spec or ForecastSpec(), **{**default_hyperparams(kind, preset), **hyperparams})
 
 
-def load_forecaster(directory: str | Path) -> Forecaster:
+def read_forecaster(directory: str | Path) -> Forecaster:
     """Read a forecaster of any kind written by ``Forecaster.save``."""
     return forecaster_class(read_meta(directory)["kind"]).from_saved(directory)

@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from aqi_assets.core.training.forecasting.base import Forecaster, empty_predictions
-from aqi_assets.core.training.forecasting.factory import load_forecaster
+from aqi_assets.core.training.forecasting.factory import read_forecaster
 
 ARTIFACT_KEY = "forecaster"
 _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "xgboost", "torch", "torch-geometric")
@@ -33,7 +33,7 @@ class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
         self.forecaster: Forecaster | None = None
 
     def load_context(self, context) -> None:
-        self.forecaster = load_forecaster(context.artifacts[ARTIFACT_KEY])
+        self.forecaster = read_forecaster(context.artifacts[ARTIFACT_KEY])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.forecaster.predict(model_input)
