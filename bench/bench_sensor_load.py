@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import dagster as dg  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from aqi_assets.core.configuration.store import next_record, save_record  # noqa: E402
 from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
 from aqi_assets.core.data.lake import Lake  # noqa: E402
 from aqi_assets.core.monitoring.live_scoring import score_frame  # noqa: E402
@@ -58,6 +59,9 @@ def build_lake(root: Path, stations: int = STATIONS, days: int = DAYS) -> Lake:
     source = SimulatedSource(seed=5, n_stations=stations, start=FIRST, end=last,
                              scenarios=[DriftScenario("sensor_recalibration", last - timedelta(days=1), station="S0005")])
     lake = Lake(root)
+    # The window rules (drift.rule: seed) request the retraining from the recalibration's second
+    # day; the sequential default waits for more evidence. Both read the same sketches.
+    save_record(lake, next_record(lake, {"drift.rule": "seed"}))
     for i in range(days):
         day = FIRST + timedelta(days=i)
         lake.write_frame("feature_stats", day.isoformat(), compute_feature_stats(source.read_day(day), day))
