@@ -31,6 +31,7 @@ from aqi_assets.core.configuration.store import current_config
 from aqi_assets.core.data.datasets import latest_observed_day
 from aqi_assets.core.monitoring.checks import FEATURE_STATS
 from aqi_assets.core.data.lake import Lake
+from aqi_assets.core.text import shorten
 from aqi_assets.core.configuration.settings import lake_root
 from aqi_assets.core.data.sources import source_from_spec
 from aqi_assets.core.configuration.cron import ticks_between
@@ -128,7 +129,7 @@ class Demo:
         else:
             outcome = "run failed; champion unchanged"
         detail = " ".join(filter(None, (figures, outcome)))
-        self.say(f"{model}: {tags.get('aqi/trigger_type')} retraining ({_short(tags.get('aqi/reason', ''))}) → "
+        self.say(f"{model}: {tags.get('aqi/trigger_type')} retraining ({shorten(tags.get('aqi/reason', ''), 60)}) → "
                   f"{detail} [{time.perf_counter() - started:.0f} s, run {result.run_id[:8]}]")
 
     # ------------------------------------------------------------------ steps
@@ -268,10 +269,6 @@ def _quiet_terminal() -> None:
 def _get(config, dotted: str):
     section, key = dotted.split(".")
     return getattr(getattr(config, section), key)
-
-
-def _short(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _mean(values) -> str:

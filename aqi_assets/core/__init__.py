@@ -6,5 +6,6 @@
 - ``training``: forecasters, candidates, metrics, gates, registry, tracking, failure kinds;
 - ``monitoring``: drift, triggers, live scoring, the adaptive schedule, alerts, report, health;
 - ``backtest``: replaying a source under retraining policies;
-- ``plots``: the PNG figures shown in the UI (shared by training and monitoring).
+- ``plots``: the PNG figures shown in the UI (shared by training and monitoring);
+- ``text``: shortening text for people.
 """

@@ -9,6 +9,7 @@ message that names the field.
 from __future__ import annotations
 
 import json
+import typing
 
 from typing import Any, Literal
 
@@ -235,8 +236,7 @@ class RetrainingConfig(_Section):
             leaf = parts[-1]
             if not isinstance(node, dict) or (leaf not in node and not _is_dict_field(parts[:-1])):
                 raise ConfigError(key, f"unknown setting {key!r}")
-            if isinstance(value, str) and isinstance(node.get(leaf), list) or key in _LIST_SETTINGS and \
-                    isinstance(value, str):
+            if isinstance(value, str) and _is_list_field(parts):
                 try:
                     value = _as_list(value)
                 except ValueError as exc:
@@ -254,8 +254,6 @@ class RetrainingConfig(_Section):
 
 
 _NULLS = {"null", "none", "None", "~"}
-#: Settings holding a list (optional ones may be unset, so their type is not seen in the data).
-_LIST_SETTINGS = {"drift.retrain_features"}
 
 
 def _as_list(text: str) -> list:
@@ -263,6 +261,16 @@ def _as_list(text: str) -> list:
     if text.startswith("["):
         return json.loads(text)
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _is_list_field(path: list[str]) -> bool:
+    """Whether the setting at ``path`` (section, name) is declared a list (optional or not)."""
+    if len(path) != 2 or path[0] not in RetrainingConfig.model_fields:
+        return False
+    section = RetrainingConfig.model_fields[path[0]].annotation
+    field = section.model_fields.get(path[1])
+    return field is not None and any(typing.get_origin(t) is list or t is list
+                                     for t in (field.annotation, *typing.get_args(field.annotation)))
 
 
 def _is_dict_field(path: list[str]) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 
+from aqi_assets.core.text import shorten
+
 #: OSError subclasses that are not passing conditions.
 _DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 _TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ECONNRESET,
@@ -49,4 +51,4 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """``Type: message`` on one line, cut to ``limit`` characters."""
     text = " ".join(str(exc).split()) or "(no message)"
     text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(text, limit)

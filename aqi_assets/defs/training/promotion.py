@@ -14,6 +14,7 @@ from pydantic import Field
 from aqi_assets.core.training import registry
 from aqi_assets.core.configuration.config import MODEL_NAMES
 from aqi_assets.core.data.datasets import latest_observed_day
+from aqi_assets.core.text import shorten
 from aqi_assets.core.training.gates import GATE_NAMES
 from aqi_assets.core.monitoring.live_scoring import performance_history
 from aqi_assets.core.plots import promotion_history_png
@@ -157,7 +158,7 @@ def history_table(changes: list[dict]) -> dg.MetadataValue:
     rows = [dg.TableRecord(dict(zip((name for name, _ in HISTORY_COLUMNS), (
         c.get("serving_since") or "-", (c.get("at") or "-")[:16].replace("T", " "),
         "-" if c.get("from_version") in (None, "", "none") else f"v{c['from_version']}", f"v{c['to_version']}",
-        c.get("action") or "-", c.get("trigger_type") or "-", _short(c.get("reason") or "", 60),
+        c.get("action") or "-", c.get("trigger_type") or "-", shorten(c.get("reason") or "", 60),
         rmse(c.get("holdout_rmse")),
     )))) for c in reversed(changes)]
     return dg.MetadataValue.table(rows, schema=dg.TableSchema(
@@ -183,7 +184,3 @@ def rollback_job(model: str) -> dg.JobDefinition:
 
 PROMOTIONS = [build_promotion(m) for m in MODEL_NAMES]
 ROLLBACK_JOBS = [rollback_job(m) for m in MODEL_NAMES]
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
