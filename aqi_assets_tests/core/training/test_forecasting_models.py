@@ -17,6 +17,7 @@ from aqi_assets.core.training.forecasting import (
     read_forecaster,
 )
 from aqi_assets.core.data.sources.simulated import SimulatedSource
+from aqi_assets.core.training.forecasting.panel import Panel
 from aqi_assets.core.data.station_graph import build_station_graph
 
 TRAIN = (date(2024, 1, 1), date(2024, 2, 4))
@@ -210,8 +211,8 @@ def test_small_networks_train_on_what_they_measure_and_beat_persistence(kind, ne
     model = make_forecaster(kind, ForecastSpec(target=target), preset="fast")
     model.fit(train, valid, build_station_graph(source.stations(), k=2))
     measured = set(source.network().measured)
-    if kind == "xgboost":
-        names = set(model.feature_names)
+    if kind in ("xgboost", "gnn"):  # the GNN's default encoder reads the same tabular features
+        names = set(model.feature_names if kind == "xgboost" else model.scaler.channel_names)
         assert "temperature" not in names or "temperature" in measured
         assert not any(n.startswith(("pressure", "dew", "rain", "pm10", "co")) for n in names)
         assert ("upwind_mean" in names) == ("wind_direction" in measured)
@@ -305,3 +306,30 @@ def test_torch_trainers_use_the_free_cores(monkeypatch, load, expected):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+# --- the GNN's two node encoders --------------------------------------------------------------
+def test_gnn_sequence_encoder_trains_saves_and_loads(data, tmp_path):
+    model = make_forecaster("gnn", ForecastSpec(), preset="fast", node_inputs="sequence", window_hours=6)
+    model.fit(data["train"], data["valid"], data["graph"])
+    assert model.lookback_hours == 5 and "target_change1" in model.scaler.channel_names
+    frame = history(data)
+    metrics = evaluate(model, frame, *TEST)
+    assert metrics["rmse"] < metrics["persistence_rmse"]
+    loaded = read_forecaster(model.save(tmp_path / "seq"))
+    pd.testing.assert_frame_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_gnn_features_encoder_reads_each_station_features_and_a_switch_of_encoder_is_not_continued(fitted, data):
+    model = fitted["gnn"]
+    assert model.hyperparams["node_inputs"] == "features" and model.lookback_hours == 72
+    assert {"y_now", "y_lag24", "net_mean", "upwind_mean"} <= set(model.scaler.channel_names)
+    assert not any(name.startswith("nn") for name in model.scaler.channel_names)  # the graph layers see neighbours
+    inputs = model.scaler.inputs(Panel.from_frame(history(data).drop(columns=["pressure"])), data["graph"])
+    assert inputs.shape[-1] == model.scaler.n_channels and np.isfinite(inputs).all()
+    assert not inputs[..., model.scaler.channel_names.index("pressure")].any()  # a missing column reads as the mean
+    sequence = make_forecaster("gnn", ForecastSpec(), preset="fast", node_inputs="sequence")
+    report = sequence.fit(data["train"], data["valid"], data["graph"], warm_start=model)
+    assert report["warm_start"] == {"used": False, "reason": "the champion reads other input channels (the network changed)"}
+    with pytest.raises(ValueError, match="node_inputs must be one of"):
+        make_forecaster("gnn", node_inputs="image")

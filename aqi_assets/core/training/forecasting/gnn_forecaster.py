@@ -1,14 +1,23 @@
-"""The spatio-temporal graph forecaster: a recurrent unit per station, wind-aware graph convolution.
+"""The graph forecaster: each station's inputs encoded, then mixed over the station graph.
 
-Design (after PM2.5-GNN and GC-LSTM): each station's last ``window_hours`` of inputs
-(``SequenceScaler``) run through a GRU; the final state and the current inputs are then mixed
-over the ``StationGraph`` by ``graph_layers`` rounds of message passing (torch-geometric
-``MessagePassing``). A message from a neighbour depends on both stations' states and on the
-edge: distance, bearing and the current wind at the source projected on the edge (so an upwind
-station speaks louder). The head predicts the change of the target over the horizon relative
-to the latest observation (a residual over persistence), trained on a blend of squared error
-in concentration units and squared error of the logarithm (``log_loss_weight``), which trades a
-little RMSE for better relative accuracy at low concentrations.
+Two node encoders (``node_inputs``):
+
+- ``features`` (default): each station's tabular features at the issue hour (``FeatureScaler``:
+  its own target history, pollutants, weather, calendar and the network's summaries, the same
+  families the XGBoost model reads) through an MLP. One sample is one hour of the whole
+  network, so an epoch is cheap and the graph layers do the rest.
+- ``sequence`` (after PM2.5-GNN and GC-LSTM): each station's last ``window_hours`` of inputs
+  (``SequenceScaler``) through a GRU, or with ``recurrent_graph`` a graph GRU whose state also
+  takes in the neighbours' states every hour; the final state and the current inputs together.
+
+Either way the encoded stations are mixed over the ``StationGraph`` by ``graph_layers`` rounds of
+message passing (torch-geometric ``MessagePassing``). A message from a neighbour depends on both
+stations' states and on the edge: distance, bearing and the current wind at the source
+projected on the edge (so an upwind station speaks louder). The head predicts the change of the
+target over the horizon relative to the latest observation (a residual over persistence),
+trained on a blend of squared error in concentration units and squared error of the logarithm
+(``log_loss_weight``), which trades a little RMSE for better relative accuracy at low
+concentrations.
 
 Without a graph at fit time every station is linked to every other (no distances).
 """
@@ -25,7 +34,9 @@ from torch_geometric.nn import MessagePassing
 
 from aqi_assets.core.training.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
 from aqi_assets.core.training.forecasting.panel import Panel
+from aqi_assets.core.training.forecasting.feature_inputs import FeatureScaler
 from aqi_assets.core.training.forecasting.sequence_inputs import SequenceScaler
+from aqi_assets.core.training.forecasting.tabular_features import LOOKBACK_HOURS
 from aqi_assets.core.training.forecasting.torch_training import (
     batch_indices,
     blended_loss,
@@ -127,27 +138,52 @@ class SpatioTemporalNet(nn.Module):
         return out.view(b, n)
 
 
+class FeatureGraphNet(nn.Module):
+    """An MLP over each station's features, graph convolution across stations, a head."""
+
+    def __init__(self, channels: int, hidden: int, graph_layers: int, dropout: float):
+        super().__init__()
+        self.encode = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Dropout(dropout),
+                                    nn.Linear(hidden, hidden), nn.SiLU())
+        self.convs = nn.ModuleList([WindAwareConv(hidden, EDGE_FEATURES) for _ in range(graph_layers)])
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, N, C), ``edge_index`` (2, B·E) over B·N nodes, ``edge_attr`` (L, B·E, D) → (B, N)."""
+        b, n, c = x.shape
+        own = self.encode(x.reshape(b * n, c))
+        spatial = own
+        for conv in self.convs:
+            spatial = conv(spatial, edge_index, edge_attr[-1])
+        return self.head(self.dropout(torch.cat([spatial, own], dim=-1))).view(b, n)
+
+
+NODE_INPUTS: tuple[str, ...] = ("features", "sequence")
+
+
 class GNNForecaster(TorchForecaster):
     """Spatio-temporal GNN over the station graph (see the module docstring)."""
 
     kind = "gnn"
     model_file = "gnn.pt"
     DEFAULTS: dict[str, Any] = {
+        "node_inputs": "features",
         "window_hours": 8,
-        "hidden": 64,
+        "hidden": 128,
         "graph_layers": 2,
         "recurrent_graph": True,
-        "dropout": 0.2,
-        "batch_size": 32,
-        "max_epochs": 30,
-        "patience": 6,
+        "dropout": 0.1,
+        "batch_size": 64,
+        "max_epochs": 5,
+        "patience": 2,
         "learning_rate": 2e-3,
-        "weight_decay": 1e-2,
+        "weight_decay": 1e-4,
         "log_loss_weight": 0.3,
         "output": "additive",
         "ema_decay": 0.998,
-        "schedule": "cosine_budget",
-        "max_seconds": 480.0,
+        "schedule": "cosine",
+        "max_seconds": 600.0,
         "fill_hours": 24,
         "threads": 0,
         "warm_start_epochs": 2,
@@ -158,11 +194,41 @@ class GNNForecaster(TorchForecaster):
                             "max_epochs": 10, "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0,
                             "schedule": "cosine"}
 
+    def __init__(self, spec=None, **hyperparams):
+        super().__init__(spec, **hyperparams)
+        if self.hyperparams["node_inputs"] not in NODE_INPUTS:
+            raise ValueError(f"gnn: node_inputs must be one of {NODE_INPUTS}, not {self.hyperparams['node_inputs']!r}")
+
+    @property
+    def by_features(self) -> bool:
+        return self.hyperparams["node_inputs"] == "features"
+
+    @property
+    def lookback_hours(self) -> int:
+        return LOOKBACK_HOURS if self.by_features else super().lookback_hours
+
+    @property
+    def window(self) -> int:
+        """Hours of inputs one sample reads (1 for the feature encoder: features carry the history)."""
+        return 1 if self.by_features else int(self.hyperparams["window_hours"])
+
     # --- fitting -----------------------------------------------------------------------------
-    def _new_net(self) -> SpatioTemporalNet:
+    def _new_net(self) -> nn.Module:
         hp = self.hyperparams
+        if self.by_features:
+            return FeatureGraphNet(self.scaler.n_channels, int(hp["hidden"]), int(hp["graph_layers"]),
+                                   float(hp["dropout"]))
         return SpatioTemporalNet(self.scaler.n_channels, int(hp["hidden"]), int(hp["graph_layers"]),
                                  float(hp["dropout"]), bool(hp["recurrent_graph"]))
+
+    def _fit_scaler(self, panel: Panel, rows: np.ndarray) -> None:
+        if self.by_features:
+            self.scaler = FeatureScaler(self.spec).fit(panel, rows, self.graph)
+        else:
+            self.scaler = SequenceScaler(self.spec, fill_hours=int(self.hyperparams["fill_hours"])).fit(panel, rows)
+
+    def _inputs(self, panel: Panel) -> np.ndarray:
+        return self.scaler.inputs(panel, self.graph) if self.by_features else self.scaler.inputs(panel)
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None = None,
             graph: StationGraph | None = None, progress: Progress | None = None,
@@ -176,7 +242,7 @@ class GNNForecaster(TorchForecaster):
         if graph is None:
             graph = build_station_graph(pd.DataFrame({"station": list(panel.stations)}))
         self.graph = graph
-        self.scaler = SequenceScaler(self.spec, fill_hours=int(hp["fill_hours"])).fit(panel, train_rows)
+        self._fit_scaler(panel, train_rows)
         fit_hp, warm_report = self._prepare_net(warm_start)
         data = self._tensors(panel, with_targets=True)
         train_times = self._sample_times(data, train_rows)
@@ -193,9 +259,8 @@ class GNNForecaster(TorchForecaster):
         return report
 
     def _sample_times(self, data: dict[str, torch.Tensor], rows: np.ndarray) -> np.ndarray:
-        window = int(self.hyperparams["window_hours"])
         usable = rows.copy()
-        usable[: window - 1] = False
+        usable[: self.lookback_hours] = False
         usable &= data["mask"].any(dim=1).numpy()
         return np.flatnonzero(usable)
 
@@ -203,7 +268,7 @@ class GNNForecaster(TorchForecaster):
         """Inputs, edge features and (when training) targets of a panel, as tensors."""
         graph = self.graph.for_stations(panel.stations)
         data: dict[str, Any] = {
-            "x": torch.from_numpy(self.scaler.inputs(panel)),
+            "x": torch.from_numpy(self._inputs(panel)),
             "edge_index": torch.from_numpy(graph.edge_index()),
             "edge_attr": torch.from_numpy(edge_features(graph, panel)),
             "n": len(panel.stations),
@@ -217,9 +282,9 @@ class GNNForecaster(TorchForecaster):
         return data
 
     def _batch_inputs(self, data, times: np.ndarray):
-        window = int(self.hyperparams["window_hours"])
+        window = self.window
         steps = torch.as_tensor(times[:, None] + np.arange(-window + 1, 1)[None, :])
-        x = data["x"][steps]  # (B, L, N, C)
+        x = data["x"][steps[:, -1]] if self.by_features else data["x"][steps]  # (B, N, C) or (B, L, N, C)
         b, n = len(times), data["n"]
         edges = data["edge_index"]
         offsets = (torch.arange(b) * n).repeat_interleave(edges.shape[1])
@@ -249,9 +314,8 @@ class GNNForecaster(TorchForecaster):
     def _predict_grid(self, panel: Panel) -> np.ndarray:
         set_torch_threads(int(self.hyperparams["threads"]))
         data = self._tensors(panel, with_targets=False)
-        window = int(self.hyperparams["window_hours"])
         grid = np.full(panel.shape, np.nan)
-        times = np.arange(window - 1, panel.shape[0])
+        times = np.arange(min(self.lookback_hours, panel.shape[0]), panel.shape[0])
         self.net.eval()
         with torch.no_grad():
             for chunk in batch_indices(len(times), 4 * int(self.hyperparams["batch_size"]), None):

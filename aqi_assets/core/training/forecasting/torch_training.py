@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from pathlib import Path
 
 from aqi_assets.core.training.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.training.forecasting.feature_inputs import FeatureScaler
 from aqi_assets.core.training.forecasting.sequence_inputs import SequenceScaler
 
 Batches = Callable[[], Iterable[Any]]
@@ -238,14 +239,15 @@ def fit_samples(model: torch.nn.Module, train, valid, loss_fn: LossFn, hp: dict[
 
 
 class TorchForecaster(Forecaster):
-    """A forecaster whose model is a torch network over the last ``window_hours`` of
-    ``SequenceScaler`` inputs: the network's weights and the scaler are what it saves and loads."""
+    """A forecaster whose model is a torch network over scaled inputs (``SequenceScaler``: the last
+    ``window_hours``; ``FeatureScaler``: each station's features): the network's weights and the
+    scaler are what it saves and loads."""
 
     model_file = "net.pt"
 
     def __init__(self, spec=None, **hyperparams):
         super().__init__(spec, **hyperparams)
-        self.scaler: SequenceScaler | None = None
+        self.scaler: SequenceScaler | FeatureScaler | None = None
         self.net: torch.nn.Module | None = None
 
     @property
@@ -273,7 +275,7 @@ class TorchForecaster(Forecaster):
             problem = "the champion reads other input channels (the network changed)"
         if problem is None:
             shape = {k: tuple(v.shape) for k, v in champion.net.state_dict().items()}
-            self.scaler = SequenceScaler.from_dict(champion.scaler.to_dict())
+            self.scaler = scaler_from_dict(champion.scaler.to_dict())
             net = self._new_net()
             if shape != {k: tuple(v.shape) for k, v in net.state_dict().items()}:
                 problem = "the champion's network has another architecture"
@@ -291,7 +293,12 @@ class TorchForecaster(Forecaster):
         return {"scaler": self.scaler.to_dict()}
 
     def _load_model(self, directory: Path, state: dict[str, Any]) -> None:
-        self.scaler = SequenceScaler.from_dict(state["scaler"])
+        self.scaler = scaler_from_dict(state["scaler"])
         self.net = self._new_net()
         self.net.load_state_dict(torch.load(directory / self.model_file, weights_only=True))
         self.net.eval()
+
+
+def scaler_from_dict(data: dict) -> SequenceScaler | FeatureScaler:
+    """The scaler ``to_dict`` wrote, of either kind."""
+    return FeatureScaler.from_dict(data) if data.get("kind") == "features" else SequenceScaler.from_dict(data)
