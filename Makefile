@@ -66,7 +66,7 @@ bench-import: install
 	$(BIN)/python -m bench.bench_import
 
 bench-retrain: install
-	$(BIN)/python -m bench.bench_retrain
+	$(BIN)/python -m bench.bench_retrain $(BENCH_ARGS)
 
 bench-policies: install
 	$(BIN)/python -m bench.bench_policies

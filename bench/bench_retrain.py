@@ -14,7 +14,15 @@ ends. Writes ``bench/results/retrain.json``::
 
 ``outcome`` is ``promoted`` or ``kept by <gate>``; ``seconds`` is the model's training time.
 
+``--manual MODEL`` times what a person's request costs instead: the demo's embedded source, its
+28-day warm-up window and settings (``cli.demo.DEMO_SETTINGS``: the ``fast`` preset), and
+``manual_retraining`` runs for ``MODEL``
+launched through GraphQL with the Launchpad's config; ``launch_to_promotion_seconds`` runs from
+the launch to the promotion's materialization, and ``steps`` lists the steps the run executed
+(only that model's). Writes ``bench/results/manual_retrain.json``.
+
     python -m bench.bench_retrain                         # Beijing, 365 days, full presets
+    python -m bench.bench_retrain --manual gnn                # one model, as a person asks for it
     python -m bench.bench_retrain --source simulated:seed=7,stations=6,start=2024-01-01,end=2024-03-31 \\
         --days 40 --preset fast --output /tmp/retrain.json   # a quick check of the path
 """
@@ -39,6 +47,10 @@ BIN = Path(sys.executable).parent
 DEFAULT_SOURCE = f"prsa:{REPO.parent / 'shared' / 'data' / 'beijing'}"
 MODELS: tuple[str, ...] = ("xgboost", "lstm", "gnn")
 GOAL_SECONDS = 300.0
+MANUAL_GOAL_SECONDS = 30.0
+#: The demo's embedded source (the Makefile's ``AQI_SOURCE``) and warm-up window.
+DEMO_SOURCE = "simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005"
+DEMO_WARMUP_DAYS = 28
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
@@ -48,8 +60,9 @@ def _settings(days: int, preset: str) -> dict[str, str]:
             "training.holdout_days": str(holdout), "training.preset": preset}
 
 
-def prepare(home: Path, source_spec: str, days: int, preset: str) -> tuple[object, int]:
-    """Store ``days`` observed days (the latest of the source), the graph and the config; the instance."""
+def prepare(home: Path, source_spec: str, days: int, settings: dict[str, str]) -> tuple[object, int]:
+    """Store ``days`` observed days (the latest of the source), the graph and the config
+    (``settings``: dotted edits); the instance."""
     import dagster as dg
 
     from aqi_assets.core.data.lake import Lake
@@ -72,7 +85,7 @@ def prepare(home: Path, source_spec: str, days: int, preset: str) -> tuple[objec
                  "mlflow": defs.resources["mlflow"]}
     for selection, run_config in ((["station_graph"], {}),
                                   (["retraining_config"],
-                                   {"ops": {"retraining_config": {"config": {"set": _settings(days, preset)}}}})):
+                                   {"ops": {"retraining_config": {"config": {"set": settings}}}})):
         dg.materialize(list(defs.assets), instance=instance, resources=resources, selection=selection,
                        run_config=run_config)
     return instance, int(frame["station"].nunique())
@@ -94,7 +107,7 @@ def _stop_sensors_and_schedules(instance, workspace) -> None:
         instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
 
 
-def launch(workspace, job: str, tags: dict[str, str]) -> str:
+def launch(workspace, job: str, tags: dict[str, str], run_config: dict | None = None) -> str:
     """launchRun through GraphQL (queued by the instance's run coordinator); the run id."""
     from dagster_graphql.client.client_queries import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
     from dagster_graphql.test.utils import execute_dagster_graphql
@@ -104,7 +117,7 @@ def launch(workspace, job: str, tags: dict[str, str]) -> str:
         {"executionParams": {
             "selector": {"repositoryLocationName": "aqi_assets", "repositoryName": "__repository__",
                          "pipelineName": job},
-            "runConfigData": {},
+            "runConfigData": run_config or {},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }})
     answer = result.data["launchPipelineExecution"]
@@ -137,14 +150,34 @@ def outcome_of(instance, run_id: str, model: str) -> dict:
     return out
 
 
+def executed_steps(instance, run_id: str) -> list[str]:
+    """The step keys a run started, in order."""
+    return [r.dagster_event.step_key for r in instance.all_logs(run_id)
+            if r.dagster_event is not None and r.dagster_event.event_type_value == "STEP_START"]
+
+
+def promoted_at(instance, model: str) -> float | None:
+    """Timestamp of the latest materialization of ``<model>_promotion`` (None if never)."""
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey(f"{model}_promotion"))
+    return None if event is None else event.timestamp
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=DEFAULT_SOURCE)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--preset", default="full", choices=("full", "fast"))
     parser.add_argument("--timeout", type=float, default=3600.0)
-    parser.add_argument("--output", default=str(RESULTS_DIR / "retrain.json"))
+    parser.add_argument("--output")
+    parser.add_argument("--manual", choices=MODELS, help="time one manual_retraining run of this model instead")
     args = parser.parse_args()
+    if args.manual:
+        args.source = args.source if args.source != DEFAULT_SOURCE else DEMO_SOURCE
+        args.days = args.days if args.days != 365 else DEMO_WARMUP_DAYS
+        args.preset = "fast"
+    args.output = args.output or str(RESULTS_DIR / ("manual_retrain.json" if args.manual else "retrain.json"))
 
     root = Path(tempfile.mkdtemp(prefix="bench-retrain-"))
     home = root / "dagster_home"
@@ -157,12 +190,23 @@ def main() -> None:
     daemon, workspace = None, None
     try:
         print(f"== storing {args.days} days of {args.source} (not timed)", flush=True)
-        instance, stations = prepare(home, args.source, args.days, args.preset)
+        if args.manual:
+            from aqi_assets.cli.demo import DEMO_SETTINGS
+
+            settings = DEMO_SETTINGS
+        else:
+            settings = _settings(args.days, args.preset)
+        instance, stations = prepare(home, args.source, args.days, settings)
         workspace = _workspace(instance)
         _stop_sensors_and_schedules(instance, workspace)
         log = open(root / "daemon.log", "w")
         daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
                                   cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+        if args.manual:
+            result = time_manual(instance, workspace, args.manual, args.days, stations, args.source, args.timeout)
+            Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+            print(json.dumps(result, indent=2))
+            return
         load_before = os.getloadavg()
         print(f"== retraining {', '.join(MODELS)} ({args.preset} preset, {args.days}-day window, "
               f"{stations} stations); load {load_before[0]:.2f}", flush=True)
@@ -202,6 +246,36 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 daemon.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def time_manual(instance, workspace, model: str, days: int, stations: int, source: str, timeout: float) -> dict:
+    """Two manual_retraining runs of ``model``, launched as the Launchpad does: the first on the
+    fresh instance (no champion yet), the second against the champion the first promoted."""
+    load_before = os.getloadavg()
+    runs = {}
+    for label in ("first", "with_champion"):
+        before = promoted_at(instance, model)
+        launched = time.time()
+        run_id = launch(workspace, "manual_retraining", {},
+                        {"model": model, "reason": "manual retraining benchmark", "severity": "medium"})
+        while instance.get_run_by_id(run_id).status.value not in FINISHED:
+            if time.time() - launched > timeout:
+                raise SystemExit(f"the manual run of {model} did not finish after {timeout:.0f} s")
+            time.sleep(0.5)
+        ended = time.time()
+        promoted = promoted_at(instance, model)
+        runs[label] = {
+            "launch_to_promotion_seconds": None if promoted in (None, before) else round(promoted - launched, 1),
+            "launch_to_run_end_seconds": round(ended - launched, 1),
+            "steps": executed_steps(instance, run_id), **outcome_of(instance, run_id, model)}
+        print(f"   {label}: {runs[label]}", flush=True)
+    return {
+        "model": model, "window_days": days, "stations": stations, "source": source, "preset": "fast",
+        "goal_seconds": MANUAL_GOAL_SECONDS, "runs": runs,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()], "machine": machine_info(),
+        "reproduce": f"make bench-retrain BENCH_ARGS='--manual {model}'",
+    }
 
 
 if __name__ == "__main__":

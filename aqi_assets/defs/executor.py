@@ -1,7 +1,12 @@
 """The retraining jobs' executor, chosen by configuration: in-process/multiprocess, or Celery workers on Redis.
 
-``AQI_EXECUTOR`` unset (or ``multiprocess``): Dagster's default executor, every step on the
-machine that runs the run. ``AQI_EXECUTOR=celery``: each step is sent to dagster-celery workers
+``AQI_EXECUTOR`` unset (or ``in_process``): every step of a run in its run worker's process. A
+retraining is a few short steps in sequence (dataset, the model, its gates and promotion), and
+a process per step cost more than the steps: a manual one-model retraining with the fast
+preset took 170-190 s from launch to decision with a process per step and 17-19 s in one
+process, on the same busy 2-core machine (``make bench-retrain BENCH_ARGS='--manual xgboost'``).
+``multiprocess``: Dagster's default executor, a process per step (isolation, parallel steps).
+``AQI_EXECUTOR=celery``: each step is sent to dagster-celery workers
 over the broker ``AQI_CELERY_BROKER`` (results on ``AQI_CELERY_BACKEND``, default: the broker);
 model-training steps carry the op tag ``dagster-celery/queue`` = ``AQI_CELERY_MODEL_QUEUE``
 (``retraining``) so they run on their own workers, everything else on ``dagster``. Workers start
@@ -31,10 +36,10 @@ BROKER_CHECK_TIMEOUT_SECONDS = 5.0
 
 
 def executor_kind() -> str:
-    """``celery`` or ``multiprocess`` (the default), from ``AQI_EXECUTOR``."""
-    kind = (os.environ.get(EXECUTOR_ENV) or "multiprocess").strip().lower()
+    """``in_process`` (the default), ``multiprocess`` or ``celery``, from ``AQI_EXECUTOR``."""
+    kind = (os.environ.get(EXECUTOR_ENV) or "in_process").strip().lower()
     if kind not in ("celery", "multiprocess", "in_process"):
-        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use celery or multiprocess")
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use in_process, multiprocess or celery")
     return kind
 
 

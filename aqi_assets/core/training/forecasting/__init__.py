@@ -28,8 +28,9 @@ observed at t or at most two hours before, and ``history`` holds ``lookback_hour
 
 ``make_forecaster(kind, spec=None, preset="full" | "fast", **hyperparams)``;
 ``default_hyperparams(kind, preset)`` lists them. ``fast`` is for tests and demos (seconds on a
-few stations × weeks); ``full`` is for real training (each kind ≤ 10 minutes on 2 cores for 12
-stations × 3 years; the torch kinds also stop at ``max_seconds``).
+few stations × weeks); ``full`` is for real training (each kind about 1-2 minutes on 2 cores for
+12 stations × 3 years, ``make bench-models``; the torch kinds stop on validation early stopping
+and at ``max_seconds`` as a safety cap).
 
 ``split_window(frame, settings, end=None) -> WindowSplit(train, valid, holdout)``: the latest
 ``window_days`` ending on ``end``, split by calendar day (holdout last).
@@ -39,8 +40,9 @@ days ``start``..``end`` (``frame`` must also hold the lookback before ``start``)
 persistence on the same rows: ``n, rmse, mae, within_20, aqi_category_accuracy``,
 ``persistence_*`` of each, ``rmse_skill``. Metrics live in ``aqi_assets.core.training.metrics``.
 
-Missing readings are NaN: XGBoost takes them as they are; the sequence models fill them from
-the past (carry forward, then the training mean), with statistics learned at fit time.
+Missing readings are NaN: XGBoost takes them as they are; the LSTM (and the GNN's sequence
+encoder) fill them from the past (carry forward, then the training mean), the GNN's feature
+encoder with the training mean and a missing flag, with statistics learned at fit time.
 Long work reports progress through ``progress(message)`` and the ``logging`` logger of
 ``aqi_assets.core.training.forecasting.base``.
 """

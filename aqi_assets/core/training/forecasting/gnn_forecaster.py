@@ -190,9 +190,8 @@ class GNNForecaster(TorchForecaster):
         "warm_start_lr_scale": 0.3,
         "seed": 0,
     }
-    FAST: dict[str, Any] = {"window_hours": 6, "hidden": 16, "graph_layers": 1, "batch_size": 64,
-                            "max_epochs": 10, "patience": 4, "learning_rate": 5e-3, "max_seconds": 60.0,
-                            "schedule": "cosine"}
+    FAST: dict[str, Any] = {"window_hours": 6, "hidden": 32, "graph_layers": 2, "batch_size": 64,
+                            "max_epochs": 20, "patience": 5, "learning_rate": 3e-3, "max_seconds": 60.0}
 
     def __init__(self, spec=None, **hyperparams):
         super().__init__(spec, **hyperparams)
