@@ -15,7 +15,7 @@ ends. Writes ``bench/results/retrain.json``::
 ``outcome`` is ``promoted`` or ``kept by <gate>``; ``seconds`` is the model's training time.
 
 ``--manual MODEL`` times what a person's request costs instead: the demo's embedded source, its
-28-day warm-up window and settings (``cli.demo.DEMO_SETTINGS``: the ``fast`` preset), and
+28-day warm-up window (the source's first days) and settings (``cli.demo.DEMO_SETTINGS``: the ``fast`` preset), and
 ``manual_retraining`` runs for ``MODEL``
 launched through GraphQL with the Launchpad's config; ``launch_to_promotion_seconds`` runs from
 the launch to the promotion's materialization, and ``steps`` lists the steps the run executed
@@ -60,9 +60,10 @@ def _settings(days: int, preset: str) -> dict[str, str]:
             "training.holdout_days": str(holdout), "training.preset": preset}
 
 
-def prepare(home: Path, source_spec: str, days: int, settings: dict[str, str]) -> tuple[object, int]:
-    """Store ``days`` observed days (the latest of the source), the graph and the config
-    (``settings``: dotted edits); the instance."""
+def prepare(home: Path, source_spec: str, days: int, settings: dict[str, str],
+            from_start: bool = False) -> tuple[object, int]:
+    """Store ``days`` observed days (the latest of the source, or with ``from_start`` its first, as
+    the demo's warm-up does), the graph and the config (``settings``: dotted edits); the instance."""
     import dagster as dg
 
     from aqi_assets.core.data.lake import Lake
@@ -76,6 +77,9 @@ def prepare(home: Path, source_spec: str, days: int, settings: dict[str, str]) -
     if last is None:
         raise SystemExit(f"{source_spec}: cannot tell which days the source holds")
     start = last - timedelta(days=days - 1)
+    if from_start:
+        start = source.first_day()
+        last = start + timedelta(days=days - 1)
     frame = source.read_range(start, last)
     for day, part in frame.groupby(frame["timestamp"].dt.date):
         lake.write_frame("observations", day.isoformat(), part.reset_index(drop=True))
@@ -144,6 +148,12 @@ def outcome_of(instance, run_id: str, model: str) -> dict:
                         "within_20": round(float(meta["holdout_within_20"].value), 4)})
         if materialization.asset_key == dg.AssetKey(f"{model}_promotion"):
             out["outcome"] = "promoted"
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"):
+            error = getattr(event.event_specific_data, "error", None)
+            out.setdefault("error", f"{event.step_key or 'run'}: "
+                                    f"{error.message.strip() if error is not None else event.message}")
     if "outcome" not in out:
         gate = run.tags.get("aqi/gate")
         out["outcome"] = f"kept by {gate}" if gate else f"run {run.status.value.lower()}"
@@ -171,6 +181,7 @@ def main() -> None:
     parser.add_argument("--preset", default="full", choices=("full", "fast"))
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--output")
+    parser.add_argument("--models", default=",".join(MODELS), help="the models retrained (default: all three)")
     parser.add_argument("--manual", choices=MODELS, help="time one manual_retraining run of this model instead")
     args = parser.parse_args()
     if args.manual:
@@ -196,7 +207,7 @@ def main() -> None:
             settings = DEMO_SETTINGS
         else:
             settings = _settings(args.days, args.preset)
-        instance, stations = prepare(home, args.source, args.days, settings)
+        instance, stations = prepare(home, args.source, args.days, settings, from_start=bool(args.manual))
         workspace = _workspace(instance)
         _stop_sensors_and_schedules(instance, workspace)
         log = open(root / "daemon.log", "w")
@@ -208,11 +219,12 @@ def main() -> None:
             print(json.dumps(result, indent=2))
             return
         load_before = os.getloadavg()
-        print(f"== retraining {', '.join(MODELS)} ({args.preset} preset, {args.days}-day window, "
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        print(f"== retraining {', '.join(models)} ({args.preset} preset, {args.days}-day window, "
               f"{stations} stations); load {load_before[0]:.2f}", flush=True)
         started = time.perf_counter()
         tags = {"aqi/trigger_type": "schedule", "aqi/severity": "low", "aqi/reason": "retraining benchmark"}
-        runs = {model: launch(workspace, f"retrain_{model}", tags) for model in MODELS}
+        runs = {model: launch(workspace, f"retrain_{model}", tags) for model in models}
         pending = dict(runs)
         while pending:
             if time.perf_counter() - started > args.timeout:

@@ -9,6 +9,8 @@ trail the promotion asset records as its materialization.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -53,17 +55,41 @@ def configure_mlflow(tracking_uri: str, artifact_root: str, experiment: str) -> 
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = configured
-    client = MlflowClient()
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(experiment, artifact_location=artifact_root)
-    except MlflowException:  # created concurrently by another process
+    with _sqlite_store_lock(tracking_uri):
+        client = MlflowClient()
         found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(experiment, artifact_location=artifact_root)
+        except MlflowException:  # created concurrently by another process
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+
+@contextmanager
+def _sqlite_store_lock(tracking_uri: str):
+    """Hold an exclusive file lock beside an embedded (SQLite) tracking store while it is opened.
+
+    Run workers that start together on a fresh instance would each create the store's tables
+    and one would fail on the other's half-done migration; under the lock the first creates
+    them and the others find them. Other stores (a tracking server, PostgreSQL) need no lock.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(tracking_uri[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

@@ -291,12 +291,13 @@ def test_warm_start_from_an_incompatible_champion_trains_from_scratch_and_says_w
 
 @pytest.mark.parametrize("load, expected", [(0.0, 4), (1.4, 3), (2.6, 1), (11.0, 1)])
 def test_torch_trainers_use_the_free_cores(monkeypatch, load, expected):
+    """Cores minus the busy ones, rounded, at least one; the busy ones are measured now."""
     import torch
 
     from aqi_assets.core.training.forecasting import torch_training
 
     monkeypatch.setattr(torch_training, "available_cores", lambda: 4)
-    monkeypatch.setattr(torch_training.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(torch_training, "busy_cores", lambda: load)
     assert torch_training.free_cores() == expected
     before = torch.get_num_threads()
     try:
@@ -333,3 +334,11 @@ def test_gnn_features_encoder_reads_each_station_features_and_a_switch_of_encode
     assert report["warm_start"] == {"used": False, "reason": "the champion reads other input channels (the network changed)"}
     with pytest.raises(ValueError, match="node_inputs must be one of"):
         make_forecaster("gnn", node_inputs="image")
+
+
+def test_busy_cores_are_sampled_now_not_averaged_over_the_last_minute(monkeypatch):
+    from aqi_assets.core.training.forecasting import torch_training
+
+    monkeypatch.setattr(torch_training.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # ignored while psutil works
+    busy = torch_training.busy_cores(sample_seconds=0.1)
+    assert 0.0 <= busy <= torch_training.available_cores() + 1e-9

@@ -74,3 +74,20 @@ def test_gate_tags_and_refusals(mlflow_backend):
         registry.promote("lstm", v, trigger_type="manual", reason="again")
     with pytest.raises(RegistryError, match="unknown model 'prophet'"):
         registry.registered_model_name("prophet")
+
+
+def _open_store(uri: str, artifacts: str) -> str:
+    from aqi_assets.core.training import registry as module
+
+    return module.configure_mlflow(uri, artifacts, "concurrent_start")
+
+
+def test_run_workers_opening_a_fresh_embedded_store_at_once_all_find_one_experiment(tmp_path):
+    """Three processes open a new SQLite store at the same moment (three retraining runs on a fresh
+    instance): each gets the same experiment, none fails on another's table creation."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        ids = pool.starmap(_open_store, [(uri, str(tmp_path / "artifacts"))] * 3)
+    assert len(set(ids)) == 1 and (tmp_path / "fresh" / "mlflow.db.lock").exists()

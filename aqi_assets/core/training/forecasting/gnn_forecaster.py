@@ -171,7 +171,7 @@ class GNNForecaster(TorchForecaster):
         "node_inputs": "features",
         "window_hours": 8,
         "hidden": 128,
-        "graph_layers": 2,
+        "graph_layers": 1,
         "recurrent_graph": True,
         "dropout": 0.1,
         "batch_size": 64,

@@ -49,20 +49,31 @@ def available_cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def free_cores() -> int:
-    """The available cores not already busy (the 1-minute load average), at least one."""
-    cores = available_cores()
+def busy_cores(sample_seconds: float = 0.25) -> float:
+    """Cores the machine keeps busy right now: its CPU utilisation over a short sample (psutil),
+    or the 1-minute load average where psutil cannot tell. Unlike the load average, the sample
+    does not count work that has just ended (the previous model of a benchmark, a finished step)."""
     try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return cores
-    return int(min(cores, max(1, math.floor(cores - busy + 0.5))))
+        import psutil
+
+        return psutil.cpu_percent(interval=sample_seconds) / 100.0 * (psutil.cpu_count() or available_cores())
+    except Exception:  # psutil missing or /proc unreadable
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
+
+
+def free_cores() -> int:
+    """The available cores not already busy (``busy_cores``), at least one."""
+    cores = available_cores()
+    return int(min(cores, max(1, math.floor(cores - busy_cores() + 0.5))))
 
 
 def set_torch_threads(threads: int) -> None:
     """Let torch use ``threads`` CPU threads; 0 (the trainers' default) means every free core.
 
-    On an idle machine that is every core. When other processes already keep the cores busy,
+    On an idle machine that is every core. When other processes keep the cores busy,
     extra threads only contend with them: measured on a shared 2-core machine, a second thread
     made the GNN's epochs several times slower, not faster, so a busy machine trains on one.
     Idle workers sleep (``OMP_WAIT_POLICY=PASSIVE``, above) rather than spin.
