@@ -24,6 +24,8 @@ For speed, a model is trained once per training day and shared by every policy t
 on that day (a warm fit: on that day from the same serving model; its CPU seconds are counted
 for each of them). XGBoost fits and forecasts read the tabular features of the whole replay
 frame, computed once (``FeatureGrid``; the same models and scores as rebuilding them per fit).
+With ``workers > 1`` the fits known in advance (the initial model, the fixed schedules') run
+that many at a time in worker processes before the replay (``ModelStore.prefit``).
 A model's daily scores come from one
 ``predict`` over a run of days (``daily_scores``, identical to ``evaluate`` day by day), extended
 as long as some policy keeps the model serving. Replay figures pool every forecast of the
@@ -37,7 +39,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
+import shutil
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -263,9 +269,10 @@ class ModelStore:
         }, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def _new_forecaster(self) -> Forecaster:
+    def _new_forecaster(self, threads: int | None = None) -> Forecaster:
         s = self.settings
-        return make_forecaster(s.kind, s.spec, preset=s.training.preset, **s.model_hyperparams)
+        hyper = s.model_hyperparams if threads is None else {**s.model_hyperparams, "nthread": threads}
+        return make_forecaster(s.kind, s.spec, preset=s.training.preset, **hyper)
 
     @property
     def grid(self):
@@ -287,18 +294,56 @@ class ModelStore:
             self.models[key] = found
         return found
 
-    def _folder(self, through: date, parent: TrainedModel | None) -> Path:
+    def _folder(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> Path:
         name = through.isoformat()
         if parent is not None:
             name += "-warm-" + hashlib.sha256(repr(parent.key).encode()).hexdigest()[:12]
-        return self.cache_dir / name
+        return (root or self.cache_dir) / name
 
-    def _fit(self, through: date, parent: TrainedModel | None) -> TrainedModel:
+    def prefit(self, days: Sequence[date], workers: int) -> None:
+        """Fit the full models trained through ``days`` before the replay asks, ``workers`` at a time.
+
+        Each worker process (started fresh; it builds its own feature grid once) fits one model on
+        ``nthread // workers`` threads, measures its CPU seconds and saves it for this process to
+        read; the trees do not depend on the thread count (a test checks), and on 2 cores two
+        one-thread fits at once keep both busy where one two-thread fit does not. Days already
+        fitted or cached are skipped.
+        """
+        todo = [day for day in dict.fromkeys(days) if (day,) not in self.models]
+        todo = [day for day in todo if not self._remember(day, self._load(day, None))]
+        if workers <= 1 or len(todo) <= 1:
+            for day in todo:
+                self.get(day)
+            return
+        threads = max(1, int(self.settings.model_hyperparams.get("nthread", 1)) // workers)
+        root = self.cache_dir or Path(tempfile.mkdtemp(prefix="backtest-prefit-"))
+        setup = (self.frame, self.graph, self.settings, self.share_features, root, threads)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_prefit_setup, initargs=setup) as pool:
+                for day in pool.map(_prefit_worker, todo):
+                    self._remember(day, self._load(day, None, root))
+                    self.fits += 1
+                    if self.progress is not None:
+                        fit = self.models[(day,)]
+                        self.progress(f"fitted {self.settings.kind} through {day} ahead, "
+                                      f"{workers} at a time ({fit.cpu_seconds:.1f} CPU s)")
+        finally:
+            if self.cache_dir is None:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def _remember(self, day: date, trained: TrainedModel | None) -> bool:
+        if trained is not None:
+            self.models[(day,)] = trained
+        return trained is not None
+
+    def _fit(self, through: date, parent: TrainedModel | None, root: Path | None = None,
+             threads: int | None = None) -> TrainedModel:
         s = self.settings
         train, valid = training_frames(self.frame, s, through)
         if train.empty:
             raise ValueError(f"no observations in the training window ending {through}")
-        forecaster = self._new_forecaster()
+        forecaster = self._new_forecaster(threads)
         warm = None if parent is None else parent.forecaster
         wall, cpu = time.perf_counter(), time.process_time()
         if self.grid is not None:
@@ -311,16 +356,16 @@ class ModelStore:
             how = "" if parent is None else f" warm from the model through {parent.trained_through}"
             self.progress(f"fitted {s.kind} through {through}{how} ({cpu:.1f} CPU s)")
         trained = TrainedModel(through, forecaster, cpu, wall, parent=parent)
-        if self.cache_dir is not None:
-            folder = self._folder(through, parent)
+        if root is not None or self.cache_dir is not None:
+            folder = self._folder(through, parent, root)
             forecaster.save(folder)
             (folder / "fit.json").write_text(json.dumps({"cpu_seconds": cpu, "wall_seconds": wall}))
         return trained
 
-    def _load(self, through: date, parent: TrainedModel | None) -> TrainedModel | None:
-        if self.cache_dir is None:
+    def _load(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> TrainedModel | None:
+        if root is None and self.cache_dir is None:
             return None
-        folder = self._folder(through, parent)
+        folder = self._folder(through, parent, root)
         if not (folder / "fit.json").is_file():
             return None
         fit = json.loads((folder / "fit.json").read_text())
@@ -350,6 +395,37 @@ class ModelStore:
         predictions = None if window is None else trained.forecaster.predict_window(window)
         new = daily_scores(trained.forecaster, frame, first, last, self.model, predictions)
         trained.scores = new if done == 0 else pd.concat([trained.scores, new], ignore_index=True)
+
+
+#: In a worker of ``ModelStore.prefit``: its own store, the folder models go to and the threads per fit.
+_PREFITTING: tuple[ModelStore, Path, int] | None = None
+
+
+def _prefit_setup(frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
+                  share_features: bool, root: Path, threads: int) -> None:
+    global _PREFITTING
+    _PREFITTING = (ModelStore(frame, graph, settings, share_features=share_features), root, threads)
+
+
+def _prefit_worker(day: date) -> date:
+    """In a worker of ``ModelStore.prefit``: fit and save the model trained through ``day``."""
+    store, root, threads = _PREFITTING
+    store._fit(day, None, root=root, threads=threads)
+    return day
+
+
+def scheduled_days(policies: Sequence[Policy], settings: BacktestSettings) -> list[date]:
+    """The training days known before the replay: every fixed schedule's full retrains."""
+    first = settings.start - timedelta(days=1)
+    days: set[date] = set()
+    for policy in policies:
+        if policy.kind == "fixed" and not policy.warm:
+            step = timedelta(days=policy.interval_days)
+            day = first + step
+            while day < settings.end:
+                days.add(day)
+                day += step
+    return sorted(days)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -496,12 +572,15 @@ def run_backtest(
     cache_dir: str | Path | None = None,
     source: str = "",
     share_features: bool = True,
+    workers: int = 1,
 ) -> Backtest:
     """Replay ``settings.start``..``end`` of ``frame`` under every policy in lockstep (see module doc).
 
     ``frame`` is time-sorted (``sort_frame``) and holds the initial training window;
     ``feature_stats`` (daily sketches) is needed only by drift policies. ``share_features=False``
-    rebuilds the features for every fit and scoring run (see ``ModelStore``).
+    rebuilds the features for every fit and scoring run (see ``ModelStore``). ``workers > 1``
+    fits the initial model and the fixed schedules' models (known in advance) that many at a
+    time before the replay starts (``ModelStore.prefit``).
     """
     if not policies:
         raise ValueError("no policies to replay")
@@ -518,6 +597,8 @@ def run_backtest(
     store = ModelStore(frame, graph, settings, model=policies[0].model, cache_dir=cache_dir, progress=note,
                        share_features=share_features)
     initial_day = settings.start - timedelta(days=1)
+    if workers > 1:
+        store.prefit([initial_day, *scheduled_days(policies, settings)], workers)
     initial = store.get(initial_day)
     states = {p.name: PolicyState(initial_day) for p in policies}
     serving = {p.name: initial for p in policies}
@@ -560,6 +641,7 @@ def backtest_source(
     settings: BacktestSettings,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> Backtest:
     """Read ``source`` for the replay (and the drift reference when a policy needs it) and run it."""
     source.network().require_target(settings.training.target)
@@ -583,7 +665,7 @@ def backtest_source(
     graph = build_station_graph(source.stations())
     stats = replay_feature_stats(frame) if needs_drift else None
     return run_backtest(frame, policies, settings, graph=graph, feature_stats=stats, progress=progress,
-                        cache_dir=cache_dir, source=getattr(source, "spec", ""))
+                        cache_dir=cache_dir, source=getattr(source, "spec", ""), workers=workers)
 
 
 def replay_feature_stats(frame: pd.DataFrame) -> pd.DataFrame:

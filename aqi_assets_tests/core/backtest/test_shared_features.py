@@ -15,6 +15,7 @@ from aqi_assets.core.backtest.replay import (
     ModelStore,
     daily_scores,
     run_backtest,
+    scheduled_days,
     sort_frame,
     training_frames,
 )
@@ -135,3 +136,17 @@ def test_warm_policies_continue_the_serving_model(city):
     assert warm.forecaster.training_report["warm_start"]["used"]
     again = store.get(day + timedelta(days=7), parent=warm)
     assert rounds(again) == rounds(initial) + 2 * TINY_MODEL["warm_start_rounds"]
+
+
+def test_fits_ahead_in_worker_processes_give_the_same_replay(city):
+    frame, graph = city
+    two_threads = BacktestSettings(start=START, end=END, training=TRAINING, hyperparams={**TINY_MODEL, "nthread": 2})
+    policies = policies_from_names("never,fixed_7,fixed_14,seed_raw")
+    assert scheduled_days(policies, two_threads) == [START + timedelta(days=7 * k - 1) for k in range(1, 6)]
+    ahead = run_backtest(frame, policies, two_threads, graph=graph, workers=2)
+    inline = run_backtest(frame, policies, two_threads, graph=graph)
+    assert ahead.fits == inline.fits == 1 + 5 + inline.results["seed_raw"].retrain_count
+    for name, result in ahead.results.items():  # one-thread fits in workers = two-thread fits here
+        pd.testing.assert_frame_equal(result.scores, inline.results[name].scores, check_exact=True)
+        assert [r.decided_on for r in result.retrains] == [r.decided_on for r in inline.results[name].retrains]
+    assert all(r.cpu_seconds > 0 for r in ahead.results["fixed_7"].retrains)
