@@ -250,13 +250,13 @@ def markdown(result: dict) -> str:
         lines.append(f"| {kind} | {f['cases']} | {f['detected']} | {f['named_first']} | "
                      f"{f['median_delay_days']} | {triggered} |")
     policies = result.get("policies") or {}
+    run = result.get("policy_run") or {}
     if policies:
         lines += ["", "## Policies (backtest, XGBoost next-hour PM2.5)", "",
                   "| policy | RMSE | retrains | train CPU s |", "|---|---|---|---|"]
         for name, p in policies.items():
             if isinstance(p, dict) and "rmse" in p:
                 lines.append(f"| {name} | {p['rmse']:.3f} | {p['retrains']} | {p.get('train_cpu_seconds', '—')} |")
-        run = result.get("policy_run") or {}
         goal = run.get("goal")
         if goal:
             change, low, high = goal["rmse_change"]
@@ -273,7 +273,9 @@ def markdown(result: dict) -> str:
                           f"({run['fit_cpu_seconds']:.0f} CPU s of fitting), {run['wall_seconds'] / 60:.1f} min wall on "
                           f"{run['cpus']} cores (1-minute load average {run['load_avg_before']} before, "
                           f"{run['load_avg_after']} after)."]
-    lines += ["", f"Reproduce: `make bench-triggers` ({result['seconds']:.0f} s for clean + faults on this run)."]
+    what = "clean + faults + the policy backtest" if run.get("wall_seconds") is not None else "clean + faults"
+    lines += ["", f"Reproduce: `make bench-triggers{' BENCH_ARGS=--policies' if run.get('wall_seconds') else ''}` "
+                  f"({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
