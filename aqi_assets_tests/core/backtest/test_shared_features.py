@@ -123,7 +123,8 @@ def test_warm_policies_continue_the_serving_model(city):
     # full fits by day; warm fits by day and parent: fixed_14+warm's day-13 fit continues the
     # initial model, fixed_7+warm's the day-6 warm model, so nothing is shared between them
     assert backtest.fits == 1 + 5 + 5 + 2
-    assert backtest.results["fixed_7+warm"].scores["rmse"].tolist() != backtest.results["fixed_7"].scores["rmse"].tolist()
+    warm, full = backtest.results["fixed_7+warm"], backtest.results["fixed_7"]
+    assert warm.scores["rmse"].tolist() != full.scores["rmse"].tolist()
 
     store = ModelStore(frame, graph, SETTINGS)
     initial = store.get(START - timedelta(days=1))
