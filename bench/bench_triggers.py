@@ -14,10 +14,12 @@ On the real Beijing data (12 stations, hourly), every day 2015-03-01..2017-02-28
   station-feature on a day the clean data did not flag it; ``delay`` is days after the start
   (0 = the fault's first day). ``named_first``: on that day the faulty pair was the report's
   first row.
-- **policies** (``--policies``; needs ~20–30 min on 2 cores, cached with ``AQI_BACKTEST_CACHE``):
-  the backtest of the policy that ships (adaptive schedule ∪ performance ∪ drift) beside never,
-  fixed schedules and each trigger alone, XGBoost next-hour PM2.5 on a 365-day window. Without
-  the flag the policies of the committed ``triggers.json`` are kept.
+- **policies** (``--policies``; minutes on 2 cores, cached with ``AQI_BACKTEST_CACHE``): the
+  backtest of the policy that ships (adaptive schedule ∪ performance ∪ drift) beside never,
+  fixed schedules and each trigger alone, XGBoost next-hour PM2.5 on a 365-day window, and its
+  goal: the deployed policy's RMSE no worse than the best fixed schedule's with at most 30 % of
+  its retrains (``policy_run.goal``). Without the flag the policies of the committed
+  ``triggers.json`` are kept.
 
 Daily sketches are computed once (one ``compute_feature_stats`` call over every station-day) and
 every check reads only the days it needs; a fault case re-sketches only its station's faulty
@@ -248,13 +250,32 @@ def markdown(result: dict) -> str:
         lines.append(f"| {kind} | {f['cases']} | {f['detected']} | {f['named_first']} | "
                      f"{f['median_delay_days']} | {triggered} |")
     policies = result.get("policies") or {}
+    run = result.get("policy_run") or {}
     if policies:
         lines += ["", "## Policies (backtest, XGBoost next-hour PM2.5)", "",
                   "| policy | RMSE | retrains | train CPU s |", "|---|---|---|---|"]
         for name, p in policies.items():
             if isinstance(p, dict) and "rmse" in p:
                 lines.append(f"| {name} | {p['rmse']:.3f} | {p['retrains']} | {p.get('train_cpu_seconds', '—')} |")
-    lines += ["", f"Reproduce: `make bench-triggers` ({result['seconds']:.0f} s for clean + faults on this run)."]
+        goal = run.get("goal")
+        if goal:
+            change, low, high = goal["rmse_change"]
+            lines += ["", f"Goal (the deployed policy's RMSE no worse than the best fixed schedule's, with at most "
+                          f"30 % of its retrains): **{'met' if goal['met'] else 'not met'}**. deployed: RMSE "
+                          f"{goal['deployed_rmse']:.3f}, {goal['deployed_retrains']} retrains; best fixed schedule "
+                          f"{goal['best_fixed']}: RMSE {goal['best_fixed_rmse']:.3f}, {goal['best_fixed_retrains']} "
+                          f"retrains; RMSE {'no worse' if goal['rmse_no_worse'] else 'worse'} ({change:+.2%}, 95 % "
+                          f"block-bootstrap interval {low:+.2%}..{high:+.2%}), retrains "
+                          f"{goal['retrain_share']:.0%} of the schedule's "
+                          f"({'within' if goal['retrains_within_share'] else 'above'} 30 %)."]
+        if run.get("wall_seconds") is not None:
+            lines += ["", f"Policy backtest {run['start']}..{run['end']}: {run['fits']} models "
+                          f"({run['fit_cpu_seconds']:.0f} CPU s of fitting), {run['wall_seconds'] / 60:.1f} min wall on "
+                          f"{run['cpus']} cores (1-minute load average {run['load_avg_before']} before, "
+                          f"{run['load_avg_after']} after)."]
+    what = "clean + faults + the policy backtest" if run.get("wall_seconds") is not None else "clean + faults"
+    lines += ["", f"Reproduce: `make bench-triggers{' BENCH_ARGS=--policies' if run.get('wall_seconds') else ''}` "
+                  f"({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
@@ -283,16 +304,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{kind}: detected {f['detected']}/{f['cases']}, named first {f['named_first']}, "
               f"median delay {f['median_delay_days']} ({time.perf_counter() - clock:.0f} s)", flush=True)
     previous = RESULTS / f"{stem}.json"
-    policies = {}
+    policies, policy_run = {}, {}
     per_year = {"drift": drift["per_year"], "performance": None, "schedule": None}
     if args.policies:
         from bench.bench_trigger_policies import run_policies
 
-        policies, per_year_extra = run_policies(args.data)
+        policies, per_year_extra, policy_run = run_policies(args.data)
         per_year.update(per_year_extra)
     elif previous.is_file():
         old = json.loads(previous.read_text())
-        policies = old.get("policies", {})
+        policies, policy_run = old.get("policies", {}), old.get("policy_run", {})
         for name in ("performance", "schedule"):
             per_year[name] = old.get("clean", {}).get("per_year", {}).get(name)
     result = {
@@ -302,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},
         "faults": faults,
         "policies": policies,
+        "policy_run": policy_run,
         "seconds": round(time.perf_counter() - clock, 1),
     }
     RESULTS.mkdir(exist_ok=True)

@@ -13,13 +13,17 @@
 
 A triggered name may carry overrides of its performance settings after a colon, joined by
 ``+``: ``default:rmse_increase=0.1+cooldown_days=7`` (any ``PerformanceSettings`` field);
-``+every=<N>`` adds a fixed schedule as a fallback. Every policy decides with the platform's
+``+every=<N>`` adds a fixed schedule as a fallback. Any name may end in ``+warm``
+(``fixed_14+warm``, ``default+warm``): the same decisions, but each retrain continues the
+serving model (``fit(..., warm_start=serving)``, as ``training.warm_start`` does live) instead
+of training from scratch. Every policy decides with the platform's
 own rule code: ``evaluate_performance`` for performance, ``DriftReport.triggers`` for drift and
 ``schedule_due`` for schedules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,6 +44,8 @@ SEED_RAW_OVERRIDES: dict[str, object] = {
     "recent_days": 7, "min_recent_days": 5, "reference_days": 14, "min_reference_days": 7, "cooldown_days": 3,
 }  # fmt: skip
 TRIGGERED_BASES: tuple[str, ...] = ("seed_raw", "default", "drift", "default+drift", "schedule", "deployed")
+#: The name suffix of a policy that retrains warm (continues the serving model).
+WARM_SUFFIX = "+warm"
 _FIXED = re.compile(r"^fixed_(\d+)$")
 
 
@@ -59,6 +65,8 @@ class Policy:
     schedule: ScheduleSettings | None = None
     #: Performance settings the adaptive schedule's score is computed with.
     score_with: PerformanceSettings | None = None
+    #: Retrain warm: continue the serving model instead of training from scratch.
+    warm: bool = False
 
     def __post_init__(self):
         if self.interval_days is not None and self.interval_days < 1:
@@ -81,6 +89,7 @@ class Policy:
             "performance": None if self.performance is None else self.performance.model_dump(),
             "drift": None if self.drift is None else self.drift.model_dump(),
             "schedule": None if self.schedule is None else self.schedule.model_dump(),
+            "warm_start": self.warm,
         }
 
 
@@ -88,6 +97,11 @@ def policy_from_name(name: str, config: RetrainingConfig | None = None) -> Polic
     """The policy a name stands for (see the module table); a ValueError lists the valid names."""
     config = config or RetrainingConfig()
     name = name.strip()
+    if name.endswith(WARM_SUFFIX):
+        base = policy_from_name(name[: -len(WARM_SUFFIX)], config)
+        if base.kind == "never":
+            raise ValueError(f"policy {name!r}: never retrains, so it cannot retrain warm")
+        return dataclasses.replace(base, name=name, warm=True)
     if name == "never":
         return Policy(name)
     fixed = _FIXED.match(name)
@@ -97,7 +111,7 @@ def policy_from_name(name: str, config: RetrainingConfig | None = None) -> Polic
     if base not in TRIGGERED_BASES:
         raise ValueError(
             f"unknown policy {name!r}: expected never, fixed_<days>, {', '.join(TRIGGERED_BASES)} "
-            "(triggered names may add ':key=value+key=value')"
+            "(triggered names may add ':key=value+key=value'; any may end in '+warm')"
         )
     edits = _parse_overrides(name, overrides)
     interval = edits.pop("every", None)

@@ -16,8 +16,17 @@ is promoted, so no holdout is kept back and the model sees the freshest days.
 (early stopping) / holdout (unused here), so the newest ``holdout_days`` are never trained on.
 Input validation and gates are not replayed.
 
+A policy named ``<name>+warm`` retrains warm: each fit continues the serving model
+(``fit(..., warm_start=serving)``, adding ``warm_start_rounds`` trees, as ``training.warm_start``
+does live) instead of training from scratch.
+
 For speed, a model is trained once per training day and shared by every policy that retrains
-on that day (its CPU seconds are counted for each of them); its daily scores come from one
+on that day (a warm fit: on that day from the same serving model; its CPU seconds are counted
+for each of them). XGBoost fits and forecasts read the tabular features of the whole replay
+frame, computed once (``FeatureGrid``; the same models and scores as rebuilding them per fit).
+With ``workers > 1`` the fits known in advance (the initial model, the fixed schedules') run
+that many at a time in worker processes before the replay (``ModelStore.prefit``).
+A model's daily scores come from one
 ``predict`` over a run of days (``daily_scores``, identical to ``evaluate`` day by day), extended
 as long as some policy keeps the model serving. Replay figures pool every forecast of the
 replay: RMSE = sqrt(Σ n·rmse² / Σ n) over the daily rows, i.e. the RMSE of all forecasts at once.
@@ -30,7 +39,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
+import shutil
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -59,10 +72,11 @@ from aqi_assets.core.monitoring.triggers import PERFORMANCE_COLUMNS, SEVERITIES,
 
 #: XGBoost settings of a replay: 150 trees, as the reference scripts use. Smaller than the
 #: product's ``full`` preset (up to 2,000 deeper trees on two boosters) so a three-year replay
-#: with a few hundred fits stays well under an hour on 2 cores.
+#: with a few hundred fits stays well under an hour on 2 cores. A warm retrain adds 25 trees,
+#: about the product's proportion (300 on up to 2,000).
 REPLAY_XGBOOST: dict[str, Any] = {
     "n_estimators": 150, "learning_rate": 0.1, "max_depth": 6, "max_bin": 128,
-    "log_blend": 0.0, "nthread": 2,
+    "log_blend": 0.0, "nthread": 2, "warm_start_rounds": 25,
 }  # fmt: skip
 #: Rows of the daily score table beyond ``PERFORMANCE_COLUMNS``: the serving model's training end.
 TRAINED_THROUGH = "trained_through"
@@ -156,15 +170,16 @@ def training_frames(frame: pd.DataFrame, settings: BacktestSettings, through: da
 
 # --- scoring ---------------------------------------------------------------------------------
 def daily_scores(forecaster: Forecaster, frame: pd.DataFrame, first: date, last: date,
-                 model: str = "xgboost") -> pd.DataFrame:
+                 model: str = "xgboost", predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One ``PERFORMANCE_COLUMNS`` row per day ``first``..``last``: ``evaluate(forecaster, frame, d, d)``.
 
     One ``predict`` over the whole run of days instead of one per day; the rows and arithmetic
     are those of ``evaluate`` (``scored_metrics`` on the forecasts whose target hour falls on the
     day). ``frame`` needs the forecaster's lookback before ``first``. Days without forecasts get
-    ``n = 0`` and NaN metrics.
+    ``n = 0`` and NaN metrics. ``predictions``: ``forecaster.predict(frame)`` when already made
+    (e.g. ``predict_window`` of a ``FeatureGrid`` window of the same rows).
     """
-    scored = scored_predictions(forecaster, frame, first, last)
+    scored = scored_predictions(forecaster, frame, first, last, predictions)
     day_of = scored["target_time"].dt.normalize().to_numpy()
     observed = scored["observed"].to_numpy(float)
     predicted = scored["prediction"].to_numpy(float)
@@ -186,13 +201,22 @@ def daily_scores(forecaster: Forecaster, frame: pd.DataFrame, first: date, last:
 
 @dataclass
 class TrainedModel:
-    """One fitted model of the replay and the daily scores computed for it so far."""
+    """One fitted model of the replay and the daily scores computed for it so far.
+
+    ``parent`` is the model a warm fit continued (``None``: trained from scratch).
+    """
 
     trained_through: date
     forecaster: Forecaster
     cpu_seconds: float
     wall_seconds: float
     scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PERFORMANCE_COLUMNS)))
+    parent: TrainedModel | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What identifies the fit: its training day, and for a warm fit the key of its parent."""
+        return (self.trained_through,) if self.parent is None else (self.trained_through, self.parent.key)
 
     @property
     def serves_from(self) -> date:
@@ -206,6 +230,12 @@ class TrainedModel:
 class ModelStore:
     """Models of one replay by training day: each fitted once, scored lazily, shared by policies.
 
+    A warm fit (continuing a serving model) depends on that model too, so it is keyed by the
+    training day and its parent's key. Models that can (XGBoost: ``feature_grid``) fit from
+    and forecast with the tabular features of the whole replay frame, computed once, instead
+    of rebuilding them for every fit and scoring run; the models and scores are the same
+    (``share_features=False`` rebuilds them, as the platform's own ``fit`` and ``predict`` do).
+
     With ``cache_dir`` fitted models (and their measured CPU seconds) are also saved under a
     folder named by a hash of the training settings and the data, so a later replay with the
     same settings loads them instead of fitting again.
@@ -213,15 +243,18 @@ class ModelStore:
 
     def __init__(self, frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
                  model: str = "xgboost", cache_dir: str | Path | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, share_features: bool = True):
         self.frame = frame
+        self.share_features = share_features
         self.graph = graph
         self.settings = settings
         self.model = model
         self.progress = progress
-        self.models: dict[date, TrainedModel] = {}
+        self.models: dict[tuple, TrainedModel] = {}
         self.fits = 0
         self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._cache_key()
+        self._grid: Any = None
+        self._grid_built = False
 
     def _cache_key(self) -> str:
         s = self.settings
@@ -236,47 +269,113 @@ class ModelStore:
         }, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def get(self, trained_through: date) -> TrainedModel:
-        """The model trained on the window ending ``trained_through`` (fitted on first request)."""
-        found = self.models.get(trained_through)
+    def _new_forecaster(self, threads: int | None = None) -> Forecaster:
+        s = self.settings
+        hyper = s.model_hyperparams if threads is None else {**s.model_hyperparams, "nthread": threads}
+        return make_forecaster(s.kind, s.spec, preset=s.training.preset, **hyper)
+
+    @property
+    def grid(self):
+        """The ``FeatureGrid`` of the whole frame when the model kind has one (built on first use), else ``None``."""
+        if not self._grid_built:
+            forecaster = self._new_forecaster()
+            if self.share_features and hasattr(forecaster, "feature_grid") and len(self.frame):
+                self._grid = forecaster.feature_grid(self.frame, self.graph)
+            self._grid_built = True
+        return self._grid
+
+    def get(self, trained_through: date, parent: TrainedModel | None = None) -> TrainedModel:
+        """The model trained on the window ending ``trained_through`` (fitted on first request);
+        with ``parent``, the one that continues ``parent`` on that window (a warm fit)."""
+        key = (trained_through,) if parent is None else (trained_through, parent.key)
+        found = self.models.get(key)
         if found is None:
-            found = self._load(trained_through) or self._fit(trained_through)
-            self.models[trained_through] = found
+            found = self._load(trained_through, parent) or self._fit(trained_through, parent)
+            self.models[key] = found
         return found
 
-    def _fit(self, through: date) -> TrainedModel:
+    def _folder(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> Path:
+        name = through.isoformat()
+        if parent is not None:
+            name += "-warm-" + hashlib.sha256(repr(parent.key).encode()).hexdigest()[:12]
+        return (root or self.cache_dir) / name
+
+    def prefit(self, days: Sequence[date], workers: int) -> None:
+        """Fit the full models trained through ``days`` before the replay asks, ``workers`` at a time.
+
+        Each worker process (started fresh; it builds its own feature grid once) fits one model on
+        ``nthread // workers`` threads, measures its CPU seconds and saves it for this process to
+        read; the trees do not depend on the thread count (a test checks), and on 2 cores two
+        one-thread fits at once keep both busy where one two-thread fit does not. Days already
+        fitted or cached are skipped.
+        """
+        todo = [day for day in dict.fromkeys(days) if (day,) not in self.models]
+        todo = [day for day in todo if not self._remember(day, self._load(day, None))]
+        if workers <= 1 or len(todo) <= 1:
+            for day in todo:
+                self.get(day)
+            return
+        threads = max(1, int(self.settings.model_hyperparams.get("nthread", 1)) // workers)
+        root = self.cache_dir or Path(tempfile.mkdtemp(prefix="backtest-prefit-"))
+        setup = (self.frame, self.graph, self.settings, self.share_features, root, threads)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_prefit_setup, initargs=setup) as pool:
+                for day in pool.map(_prefit_worker, todo):
+                    self._remember(day, self._load(day, None, root))
+                    self.fits += 1
+                    if self.progress is not None:
+                        fit = self.models[(day,)]
+                        self.progress(f"fitted {self.settings.kind} through {day} ahead, "
+                                      f"{workers} at a time ({fit.cpu_seconds:.1f} CPU s)")
+        finally:
+            if self.cache_dir is None:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def _remember(self, day: date, trained: TrainedModel | None) -> bool:
+        if trained is not None:
+            self.models[(day,)] = trained
+        return trained is not None
+
+    def _fit(self, through: date, parent: TrainedModel | None, root: Path | None = None,
+             threads: int | None = None) -> TrainedModel:
         s = self.settings
         train, valid = training_frames(self.frame, s, through)
         if train.empty:
             raise ValueError(f"no observations in the training window ending {through}")
-        forecaster = make_forecaster(s.kind, s.spec, preset=s.training.preset, **s.model_hyperparams)
+        forecaster = self._new_forecaster(threads)
+        warm = None if parent is None else parent.forecaster
         wall, cpu = time.perf_counter(), time.process_time()
-        forecaster.fit(train, valid, self.graph)
+        if self.grid is not None:
+            forecaster.fit_from_grid(self.grid, train, valid, warm_start=warm)
+        else:
+            forecaster.fit(train, valid, self.graph, warm_start=warm)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         self.fits += 1
         if self.progress is not None:
-            self.progress(f"fitted {s.kind} through {through} ({cpu:.1f} CPU s)")
-        trained = TrainedModel(through, forecaster, cpu, wall)
-        if self.cache_dir is not None:
-            folder = self.cache_dir / through.isoformat()
+            how = "" if parent is None else f" warm from the model through {parent.trained_through}"
+            self.progress(f"fitted {s.kind} through {through}{how} ({cpu:.1f} CPU s)")
+        trained = TrainedModel(through, forecaster, cpu, wall, parent=parent)
+        if root is not None or self.cache_dir is not None:
+            folder = self._folder(through, parent, root)
             forecaster.save(folder)
             (folder / "fit.json").write_text(json.dumps({"cpu_seconds": cpu, "wall_seconds": wall}))
         return trained
 
-    def _load(self, through: date) -> TrainedModel | None:
-        if self.cache_dir is None:
+    def _load(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> TrainedModel | None:
+        if root is None and self.cache_dir is None:
             return None
-        folder = self.cache_dir / through.isoformat()
+        folder = self._folder(through, parent, root)
         if not (folder / "fit.json").is_file():
             return None
         fit = json.loads((folder / "fit.json").read_text())
-        return TrainedModel(through, read_forecaster(folder), float(fit["cpu_seconds"]), float(fit["wall_seconds"]))
+        return TrainedModel(through, read_forecaster(folder), float(fit["cpu_seconds"]), float(fit["wall_seconds"]),
+                            parent=parent)
 
-    def scores(self, trained_through: date, first: date, last: date) -> pd.DataFrame:
+    def scores(self, trained: TrainedModel, first: date, last: date) -> pd.DataFrame:
         """The daily scores of one model on ``first``..``last`` (days after its training window)."""
-        trained = self.get(trained_through)
         if first < trained.serves_from:
-            raise ValueError(f"the model trained through {trained_through} cannot serve {first}")
+            raise ValueError(f"the model trained through {trained.trained_through} cannot serve {first}")
         while trained.scored_through < last:
             self._extend(trained, last)
         a = (first - trained.serves_from).days
@@ -290,10 +389,43 @@ class ModelStore:
         last = min(max(wanted, first + timedelta(days=run - 1)), self.settings.end)
         last = max(last, wanted)
         hours = trained.forecaster.lookback_hours + self.settings.training.horizon_hours + SCORING_MARGIN_HOURS
-        frame = _time_slice(self.frame, pd.Timestamp(first) - pd.Timedelta(hours=hours),
-                            pd.Timestamp(last + timedelta(days=1)))
-        new = daily_scores(trained.forecaster, frame, first, last, self.model)
+        lo, hi = pd.Timestamp(first) - pd.Timedelta(hours=hours), pd.Timestamp(last + timedelta(days=1))
+        frame = _time_slice(self.frame, lo, hi)
+        window = None if self.grid is None or frame.empty else self.grid.window(frame[TIMESTAMP].iloc[0], hi)
+        predictions = None if window is None else trained.forecaster.predict_window(window)
+        new = daily_scores(trained.forecaster, frame, first, last, self.model, predictions)
         trained.scores = new if done == 0 else pd.concat([trained.scores, new], ignore_index=True)
+
+
+#: In a worker of ``ModelStore.prefit``: its own store, the folder models go to and the threads per fit.
+_PREFITTING: tuple[ModelStore, Path, int] | None = None
+
+
+def _prefit_setup(frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
+                  share_features: bool, root: Path, threads: int) -> None:
+    global _PREFITTING
+    _PREFITTING = (ModelStore(frame, graph, settings, share_features=share_features), root, threads)
+
+
+def _prefit_worker(day: date) -> date:
+    """In a worker of ``ModelStore.prefit``: fit and save the model trained through ``day``."""
+    store, root, threads = _PREFITTING
+    store._fit(day, None, root=root, threads=threads)
+    return day
+
+
+def scheduled_days(policies: Sequence[Policy], settings: BacktestSettings) -> list[date]:
+    """The training days known before the replay: every fixed schedule's full retrains."""
+    first = settings.start - timedelta(days=1)
+    days: set[date] = set()
+    for policy in policies:
+        if policy.kind == "fixed" and not policy.warm:
+            step = timedelta(days=policy.interval_days)
+            day = first + step
+            while day < settings.end:
+                days.add(day)
+                day += step
+    return sorted(days)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -439,11 +571,16 @@ def run_backtest(
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
     source: str = "",
+    share_features: bool = True,
+    workers: int = 1,
 ) -> Backtest:
     """Replay ``settings.start``..``end`` of ``frame`` under every policy in lockstep (see module doc).
 
     ``frame`` is time-sorted (``sort_frame``) and holds the initial training window;
-    ``feature_stats`` (daily sketches) is needed only by drift policies.
+    ``feature_stats`` (daily sketches) is needed only by drift policies. ``share_features=False``
+    rebuilds the features for every fit and scoring run (see ``ModelStore``). ``workers > 1``
+    fits the initial model and the fixed schedules' models (known in advance) that many at a
+    time before the replay starts (``ModelStore.prefit``).
     """
     if not policies:
         raise ValueError("no policies to replay")
@@ -457,36 +594,40 @@ def run_backtest(
     total = len(days)
     note = (lambda message: progress(done, total, message)) if progress is not None else None
     done = 0
-    store = ModelStore(frame, graph, settings, model=policies[0].model, cache_dir=cache_dir, progress=note)
+    store = ModelStore(frame, graph, settings, model=policies[0].model, cache_dir=cache_dir, progress=note,
+                       share_features=share_features)
     initial_day = settings.start - timedelta(days=1)
+    if workers > 1:
+        store.prefit([initial_day, *scheduled_days(policies, settings)], workers)
     initial = store.get(initial_day)
     states = {p.name: PolicyState(initial_day) for p in policies}
-    segments: dict[str, list[tuple[date, date, date]]] = {p.name: [] for p in policies}
+    serving = {p.name: initial for p in policies}
+    segments: dict[str, list[tuple[TrainedModel, date, date]]] = {p.name: [] for p in policies}
     starts = {p.name: settings.start for p in policies}
     retrains: dict[str, list[Retrain]] = {p.name: [] for p in policies}
     for today in days:
         for policy in policies:
             state = states[policy.name]
-            served = store.scores(state.trained_through, state.deployed_on, today)
+            served = store.scores(serving[policy.name], state.deployed_on, today)
             if today == settings.end:
                 continue
             triggers = decide(policy, state, today, served, feature_stats)
             if not triggers:
                 continue
-            trained = store.get(today)
+            trained = store.get(today, parent=serving[policy.name] if policy.warm else None)
             retrains[policy.name].append(Retrain(today, tuple(triggers), trained.cpu_seconds))
-            segments[policy.name].append((state.trained_through, starts[policy.name], today))
+            segments[policy.name].append((serving[policy.name], starts[policy.name], today))
             starts[policy.name] = today + timedelta(days=1)
             state.trained_through = today
+            serving[policy.name] = trained
         done += 1
         if progress is not None and (done % 10 == 0 or done == total):
             progress(done, total, f"{today} replayed")
     results = {}
     for policy in policies:
-        state = states[policy.name]
-        parts = segments[policy.name] + [(state.trained_through, starts[policy.name], settings.end)]
-        tables = [store.scores(through, first, last).assign(**{TRAINED_THROUGH: pd.Timestamp(through)})
-                  for through, first, last in parts if first <= last]
+        parts = segments[policy.name] + [(serving[policy.name], starts[policy.name], settings.end)]
+        tables = [store.scores(model, first, last).assign(**{TRAINED_THROUGH: pd.Timestamp(model.trained_through)})
+                  for model, first, last in parts if first <= last]
         scores = pd.concat(tables, ignore_index=True)
         results[policy.name] = BacktestResult(policy, scores, retrains[policy.name])
     fit_cpu = float(sum(m.cpu_seconds for m in store.models.values()))
@@ -500,6 +641,7 @@ def backtest_source(
     settings: BacktestSettings,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> Backtest:
     """Read ``source`` for the replay (and the drift reference when a policy needs it) and run it."""
     source.network().require_target(settings.training.target)
@@ -523,7 +665,7 @@ def backtest_source(
     graph = build_station_graph(source.stations())
     stats = replay_feature_stats(frame) if needs_drift else None
     return run_backtest(frame, policies, settings, graph=graph, feature_stats=stats, progress=progress,
-                        cache_dir=cache_dir, source=getattr(source, "spec", ""))
+                        cache_dir=cache_dir, source=getattr(source, "spec", ""), workers=workers)
 
 
 def replay_feature_stats(frame: pd.DataFrame) -> pd.DataFrame:

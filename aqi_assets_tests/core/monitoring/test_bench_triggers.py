@@ -42,3 +42,36 @@ def test_replay_and_fault_injection_on_another_network():
     first = next(c for c in found if c.flagged)
     assert first.flagged[0] == ("N3", "no2") and (first.day - fault.start).days <= 2
     assert any(c.triggered for c in found)
+
+
+def test_deployed_goal_compares_with_the_best_fixed_schedule_and_its_retrains():
+    from bench.bench_trigger_policies import deployed_goal
+    from bench.bench_triggers import markdown
+
+    days = pd.date_range("2024-01-01", periods=56, freq="D")
+
+    def scores(rmse: float) -> pd.DataFrame:
+        return pd.DataFrame({"date": days, "n": 100, "rmse": rmse})
+
+    summaries = {"never": {"rmse": 11.0, "retrains": 0}, "fixed_7": {"rmse": 10.2, "retrains": 40},
+                 "fixed_14": {"rmse": 10.0, "retrains": 20}, "deployed": {"rmse": 9.9, "retrains": 6}}
+    tables = {name: scores(s["rmse"]) for name, s in summaries.items()}
+    goal = deployed_goal(summaries, tables)
+    assert (goal["best_fixed"], goal["best_fixed_retrains"], goal["retrain_share"]) == ("fixed_14", 20, 0.3)
+    assert goal["met"] and goal["rmse_no_worse"] and goal["retrains_within_share"]
+    assert goal["rmse_change"] == [-0.01, -0.01, -0.01]
+    summaries["deployed"] = {"rmse": 9.9, "retrains": 7}  # 35 % of the schedule's retrains
+    missed = deployed_goal(summaries, tables)
+    assert not missed["met"] and missed["rmse_no_worse"] and not missed["retrains_within_share"]
+    result = {"first": "2024-01-01", "last": "2024-02-25", "drift_settings": {"rule": "sequential"}, "rule_note": "x",
+              "clean": {"days": 56, "per_year": {"drift": 1.0, "performance": 2.0, "schedule": 3.0},
+                        "drift": {"triggers": 1, "mean_pairs_flagged_per_day": 0.1, "alert_only_days_per_year": 2.0,
+                                  "drivers": {}, "reference_pair_tests": {}, "smallest_reference_days": 15}},
+              "faults": {}, "policies": summaries, "seconds": 1.0,
+              "policy_run": {"goal": missed, "start": "2024-01-01", "end": "2024-02-25", "fits": 9,
+                             "fit_cpu_seconds": 40.0, "wall_seconds": 90.0, "cpus": 2, "load_avg_before": 1.0,
+                             "load_avg_after": 1.5}}
+    text = markdown(result)
+    assert "**not met**" in text and "best fixed schedule fixed_14: RMSE 10.000, 20 retrains" in text
+    assert "retrains 35% of the schedule's (above 30 %)" in text
+    assert "9 models (40 CPU s of fitting), 1.5 min wall" in text

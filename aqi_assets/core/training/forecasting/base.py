@@ -101,13 +101,16 @@ class Forecaster(abc.ABC):
         """One row per forecastable (station, issue time) of ``history``; see the module docstring."""
         if not self.is_fitted:
             raise RuntimeError(f"{self.kind} forecaster is not fitted")
-        panel = Panel.from_frame(history)
+        return self._prediction_frame(Panel.from_frame(history), self._predict_grid)
+
+    def _prediction_frame(self, panel: Panel, predict_grid: Callable[[Panel], np.ndarray]) -> pd.DataFrame:
+        """``predict``'s rows for ``panel``, the grid of predictions coming from ``predict_grid(panel)``."""
         if panel.shape[0] == 0 or panel.shape[1] == 0:
             return empty_predictions()
         mask = self.issuable(panel)
         if not mask.any():
             return empty_predictions()
-        grid = self._predict_grid(panel)
+        grid = predict_grid(panel)
         mask &= np.isfinite(grid)
         frame = panel.to_long({"prediction": grid}, mask)
         frame.insert(2, "target_time", frame[TIMESTAMP] + pd.Timedelta(hours=self.spec.horizon_hours))
@@ -170,21 +173,31 @@ class Forecaster(abc.ABC):
 
         An hour belongs to a part when both it and its target hour lie in that part's time span.
         """
-        frames = [train] + ([valid] if valid is not None and len(valid) else [])
+        frames = self._training_frames(train, valid)
+        panel = Panel.from_frame(pd.concat(frames, ignore_index=True) if len(frames) > 1 else train)
+        return (panel, *self._part_rows(panel.times, frames))
+
+    def _training_frames(self, train: pd.DataFrame, valid: pd.DataFrame | None) -> list[pd.DataFrame]:
+        """``[train]`` or ``[train, valid]`` (when ``valid`` has rows), after checking ``train``."""
         if len(train) == 0:
             raise ValueError(f"{self.kind}: the training frame is empty")
         check_target(train, self.spec.target, f"{self.kind}: the training frame")
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else train
-        panel = Panel.from_frame(frame)
+        return [train] + ([valid] if valid is not None and len(valid) else [])
+
+    def _part_rows(self, times: pd.DatetimeIndex, frames: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+        """The issue hours (bool, one per ``times``) of the train and valid parts (see ``_training_panel``)."""
         h = pd.Timedelta(hours=self.spec.horizon_hours)
-        times = panel.times
-        train_rows = np.asarray((times >= train[TIMESTAMP].min()) & (times + h <= train[TIMESTAMP].max()))
+
+        def rows(part: pd.DataFrame) -> np.ndarray:
+            return np.asarray((times >= part[TIMESTAMP].min()) & (times + h <= part[TIMESTAMP].max()))
+
+        train_rows = rows(frames[0])
         if len(frames) > 1:
-            valid_rows = np.asarray((times >= valid[TIMESTAMP].min()) & (times + h <= valid[TIMESTAMP].max()))
+            valid_rows = rows(frames[1])
             train_rows &= ~valid_rows
         else:
             valid_rows = np.zeros(len(times), dtype=bool)
-        return panel, train_rows, valid_rows
+        return train_rows, valid_rows
 
     def _warm_start_problem(self, champion: "Forecaster") -> str | None:
         """Why ``champion`` cannot be continued by this forecaster (``None`` when it can)."""

@@ -12,15 +12,17 @@ from aqi_assets.core.training.metrics import scored_metrics
 from aqi_assets.core.data.schema import STATION, TIMESTAMP
 
 
-def scored_predictions(forecaster: Forecaster, frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+def scored_predictions(forecaster: Forecaster, frame: pd.DataFrame, start: date, end: date,
+                       predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The forecasts whose target hour falls on the days ``start``..``end``, with their truths.
 
     ``frame`` must hold the period plus ``forecaster.lookback_hours`` (and the horizon) before
     it. Columns: the prediction frame's plus ``observed`` (the target at ``target_time``) and
     ``persistence`` (the target at the issue time, i.e. "no change over the horizon"); NaN where
-    the frame has no reading.
+    the frame has no reading. ``predictions``: ``forecaster.predict(frame)`` when already made.
     """
-    predictions = forecaster.predict(frame)
+    if predictions is None:
+        predictions = forecaster.predict(frame)
     lo, hi = pd.Timestamp(start), pd.Timestamp(end + timedelta(days=1))
     predictions = predictions[(predictions["target_time"] >= lo) & (predictions["target_time"] < hi)]
     target = forecaster.spec.target

@@ -97,6 +97,11 @@ class Panel:
                 available.update(("wind_u", "wind_v"))
         return cls(times, stations, values, present, frozenset(available))
 
+    def rows(self, first: int, stop: int, available: frozenset[str] | None = None) -> "Panel":
+        """Hours ``first..stop - 1`` of this panel (views, not copies); ``available`` defaults to this panel's."""
+        return Panel(self.times[first:stop], self.stations, {k: v[first:stop] for k, v in self.values.items()},
+                     self.present[first:stop], self.available if available is None else available)
+
     def to_long(self, arrays: dict[str, np.ndarray], mask: np.ndarray) -> pd.DataFrame:
         """A long frame (``station``, ``timestamp`` + one column per array) of the cells in ``mask``."""
         t_idx, s_idx = np.nonzero(mask)
@@ -127,6 +132,38 @@ def forward_fill(grid: np.ndarray, limit: int | None = None) -> np.ndarray:
 
 
 def rolling(grid: np.ndarray, hours: int, how: str, min_periods: int = 1) -> np.ndarray:
-    """Trailing ``hours``-window statistic (``mean``, ``std``, ``min``, ``max``, ``sum``) per station."""
-    window = pd.DataFrame(grid).rolling(hours, min_periods=min_periods)
-    return getattr(window, how)().to_numpy()
+    """Trailing ``hours``-window statistic (``mean``, ``std``, ``min``, ``max``, ``sum``) per station.
+
+    Missing values are skipped; NaN where the window holds fewer than ``min_periods`` values.
+    Each hour's value is computed from its own window alone, in a fixed order (no running sums),
+    so it does not depend on where the grid starts: the rows of a panel and the same rows of a
+    longer one agree to the last bit (what ``FeatureGrid`` relies on). ``std`` has ``ddof=1``.
+    """
+    if how not in ("mean", "std", "min", "max", "sum"):
+        raise ValueError(f"unknown rolling statistic {how!r}")
+    values = np.asarray(grid, dtype=float)
+
+    def lags():  # the window's values, newest first
+        return (shift(values, k) for k in range(hours))
+
+    count = np.zeros(values.shape)
+    with np.errstate(all="ignore"):
+        if how in ("min", "max"):
+            pick = np.fmin if how == "min" else np.fmax
+            out = np.full(values.shape, np.nan)
+            for lag in lags():
+                out = pick(out, lag)
+                count += ~np.isnan(lag)
+        else:
+            out = np.zeros(values.shape)
+            for lag in lags():
+                out += np.nan_to_num(lag)
+                count += ~np.isnan(lag)
+            if how != "sum":
+                out /= count
+            if how == "std":
+                squares = np.zeros(values.shape)
+                for lag in lags():
+                    squares += np.nan_to_num(lag - out) ** 2
+                out = np.sqrt(squares / (count - 1))
+    return np.where(count >= max(min_periods, 1), out, np.nan)

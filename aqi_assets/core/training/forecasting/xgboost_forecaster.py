@@ -18,8 +18,10 @@ import pandas as pd
 import xgboost as xgb
 
 from aqi_assets.core.training.forecasting.base import Forecaster, Progress, Stopwatch, report_progress
+from aqi_assets.core.training.forecasting.feature_grid import FeatureGrid, FeatureWindow
 from aqi_assets.core.training.forecasting.panel import Panel
 from aqi_assets.core.training.forecasting.tabular_features import LOOKBACK_HOURS, tabular_features
+from aqi_assets.core.data.schema import TIMESTAMP
 from aqi_assets.core.data.station_graph import StationGraph
 
 BOOSTERS: tuple[str, ...] = ("delta", "log")
@@ -84,10 +86,44 @@ class XGBoostForecaster(Forecaster):
             graph: StationGraph | None = None, progress: Progress | None = None,
             warm_start: Forecaster | None = None) -> dict[str, Any]:
         clock = Stopwatch()
-        hp = self.hyperparams
         panel, train_rows, valid_rows = self._training_panel(train, valid)
         self.graph = graph
-        features = self._features(panel)
+        return self._fit_features(panel, self._features(panel), train_rows, valid_rows, clock, progress, warm_start)
+
+    def feature_grid(self, frame: pd.DataFrame, graph: StationGraph | None) -> FeatureGrid:
+        """This model's features of the whole ``frame``, computed once, for ``fit_from_grid`` and ``predict_window``."""
+        return FeatureGrid(frame, self.spec, graph, n_nearest=int(self.hyperparams["n_nearest"]))
+
+    def fit_from_grid(self, grid: FeatureGrid, train: pd.DataFrame, valid: pd.DataFrame | None = None,
+                      progress: Progress | None = None, warm_start: Forecaster | None = None) -> dict[str, Any]:
+        """``fit(train, valid, grid.graph, ...)`` with the features read from ``grid`` instead of rebuilt.
+
+        ``train`` and ``valid`` are consecutive rows of the frame ``grid`` was built on; the model
+        is the one ``fit`` gives (see ``feature_grid``), which is also the fallback when the grid
+        cannot give these rows' own features.
+        """
+        clock = Stopwatch()
+        frames = self._training_frames(train, valid)
+        window = None
+        if (grid.spec, grid.n_nearest) == (self.spec, int(self.hyperparams["n_nearest"])):
+            window = grid.window(min(f[TIMESTAMP].min() for f in frames),
+                                 max(f[TIMESTAMP].max() for f in frames) + pd.Timedelta(hours=1))
+        if window is None:
+            return self.fit(train, valid, grid.graph, progress, warm_start)
+        self.graph = grid.graph
+        train_rows, valid_rows = self._part_rows(window.panel.times, frames)
+        return self._fit_features(window.panel, window.features, train_rows, valid_rows, clock, progress, warm_start)
+
+    def predict_window(self, window: FeatureWindow) -> pd.DataFrame:
+        """``predict`` of the rows a ``FeatureGrid`` window stands for, from its features."""
+        if not self.is_fitted:
+            raise RuntimeError(f"{self.kind} forecaster is not fitted")
+        return self._prediction_frame(window.panel, lambda panel: self._predict_features(panel, window.features))
+
+    def _fit_features(self, panel: Panel, features: dict[str, np.ndarray], train_rows: np.ndarray,
+                      valid_rows: np.ndarray, clock: Stopwatch, progress: Progress | None,
+                      warm_start: Forecaster | None) -> dict[str, Any]:
+        hp = self.hyperparams
         self.feature_names = list(features)
         start, warm_report = self._warm_boosters(warm_start, float(hp["log_blend"]) > 0)
         target, base = self._targets(panel)
@@ -108,7 +144,8 @@ class XGBoostForecaster(Forecaster):
         for name in boosters:
             label = _label(name, target, base)
             d_train = xgb.DMatrix(x_train, label[train_mask], feature_names=self.feature_names)
-            evals = [(d_train, "train")]
+            # Training-set scores feed only the progress messages.
+            evals = [(d_train, "train")] if progress is not None else []
             early = None
             if x_valid is not None:
                 evals.append((xgb.DMatrix(x_valid, label[valid_mask], feature_names=self.feature_names), "valid"))
@@ -143,7 +180,9 @@ class XGBoostForecaster(Forecaster):
         return boosters, {"used": True, "champion_rounds": {n: int(b.num_boosted_rounds()) for n, b in boosters.items()}}
 
     def _predict_grid(self, panel: Panel) -> np.ndarray:
-        features = self._features(panel)
+        return self._predict_features(panel, self._features(panel))
+
+    def _predict_features(self, panel: Panel, features: dict[str, np.ndarray]) -> np.ndarray:
         _, base = self._targets(panel)
         mask = self.issuable(panel)
         x = xgb.DMatrix(_matrix(features, self.feature_names, mask), feature_names=self.feature_names)
