@@ -45,9 +45,9 @@ class XGBoostForecaster(Forecaster):
     kind = "xgboost"
     DEFAULTS: dict[str, Any] = {
         "n_estimators": 2000,
-        "learning_rate": 0.05,
-        "max_depth": 8,
-        "min_child_weight": 10.0,
+        "learning_rate": 0.04,
+        "max_depth": 9,
+        "min_child_weight": 20.0,
         "subsample": 0.8,
         "colsample_bytree": 0.6,
         "max_bin": 128,
