@@ -58,7 +58,7 @@ class XGBoostForecaster(Forecaster):
         "nthread": 2,
         "seed": 0,
     }
-    FAST: dict[str, Any] = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.2,
+    FAST: dict[str, Any] = {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.2, "min_child_weight": 10.0,
                             "early_stopping_rounds": 10, "n_nearest": 3, "warm_start_rounds": 20}
 
     def __init__(self, spec=None, **hyperparams):
