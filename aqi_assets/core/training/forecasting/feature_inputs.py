@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aqi_assets.core.training.forecasting.panel import Panel, shift
+from aqi_assets.core.training.forecasting.panel import Panel
+from aqi_assets.core.training.forecasting.sequence_inputs import fit_statistics
 from aqi_assets.core.training.forecasting.spec import ForecastSpec
 from aqi_assets.core.training.forecasting.tabular_features import tabular_features
 from aqi_assets.core.data.station_graph import StationGraph
@@ -48,16 +49,7 @@ class FeatureScaler:
         grids = self.features(panel, self.spec, graph)
         self.channel_names = list(grids)
         self.mask_names = [name for name in MISSING_FLAGS if name in grids]
-        for name, grid in grids.items():
-            values = grid[rows].ravel()
-            values = values[np.isfinite(values)]
-            self.mean[name] = float(values.mean()) if values.size else 0.0
-            spread = float(values.std()) if values.size else 1.0
-            self.std[name] = spread if spread > 1e-6 else 1.0
-        y = panel[self.spec.target]
-        change = (shift(y, -self.spec.horizon_hours) - y)[rows].ravel()
-        change = change[np.isfinite(change)]
-        self.target_scale = float(change.std()) if change.size and change.std() > 1e-6 else 1.0
+        self.mean, self.std, self.target_scale = fit_statistics(grids, panel, self.spec, rows)
         return self
 
     @property

@@ -48,6 +48,24 @@ def _raw_channels(panel: Panel, spec: ForecastSpec, names: list[str]) -> dict[st
     return channels
 
 
+def fit_statistics(grids: dict[str, np.ndarray], panel: Panel, spec: ForecastSpec, rows: np.ndarray
+                   ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Mean and spread of each grid, and the spread of the target's change over the horizon, on
+    the hours flagged in ``rows`` (finite values only; an empty or constant grid gets 0 and 1)."""
+    mean: dict[str, float] = {}
+    std: dict[str, float] = {}
+    for name, grid in grids.items():
+        values = grid[rows].ravel()
+        values = values[np.isfinite(values)]
+        mean[name] = float(values.mean()) if values.size else 0.0
+        spread = float(values.std()) if values.size else 1.0
+        std[name] = spread if spread > 1e-6 else 1.0
+    y = panel[spec.target]
+    change = (shift(y, -spec.horizon_hours) - y)[rows].ravel()
+    change = change[np.isfinite(change)]
+    return mean, std, float(change.std()) if change.size and change.std() > 1e-6 else 1.0
+
+
 @dataclass
 class SequenceScaler:
     """Fit-time statistics that turn panels into model inputs and targets into model outputs."""
@@ -65,17 +83,7 @@ class SequenceScaler:
         channels = _raw_channels(panel, self.spec, available_channels(panel, self.spec))
         self.channel_names = list(channels)
         self.mask_names = [self.spec.target] + [c for c in MASK_CHANNELS if c != self.spec.target and panel.has(c)]
-        for name, grid in channels.items():
-            values = grid[rows].ravel()
-            values = values[np.isfinite(values)]
-            self.mean[name] = float(values.mean()) if values.size else 0.0
-            spread = float(values.std()) if values.size else 1.0
-            self.std[name] = spread if spread > 1e-6 else 1.0
-        y = panel[self.spec.target]
-        change = shift(y, -self.spec.horizon_hours) - y
-        change = change[rows].ravel()
-        change = change[np.isfinite(change)]
-        self.target_scale = float(change.std()) if change.size and change.std() > 1e-6 else 1.0
+        self.mean, self.std, self.target_scale = fit_statistics(channels, panel, self.spec, rows)
         return self
 
     @property
