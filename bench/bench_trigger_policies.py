@@ -3,9 +3,11 @@
 Replays Beijing 2015-03-01..2017-02-27 day by day (the year before trains the first model) with
 XGBoost on a 365-day window forecasting next-hour PM2.5 (``backtest.REPLAY_XGBOOST``), under
 ``deployed`` (the adaptive schedule ∪ the performance rule ∪ drift, as the platform runs),
-``schedule``, ``default`` (performance alone), ``drift``, ``never`` and fixed schedules, on the
-fast backtest (features computed once, fits shared by training day). ``AQI_BACKTEST_CACHE=<dir>``
-keeps fitted models for reruns.
+``schedule``, ``default`` (performance alone), ``drift``, performance ∪ drift with and without a
+30- or 60-day backstop, ``never`` and fixed schedules, on the fast backtest (features computed
+once, fits shared by training day). ``AQI_BACKTEST_CACHE=<dir>`` keeps fitted models for reruns.
+``--period dev`` replays 2014-03-01..2015-02-28 instead, the year the schedule's default (a
+30-day backstop) was chosen on.
 
 The goal it is judged against (``deployed_goal``): the deployed policy's RMSE no worse than the
 best fixed schedule's, with at most 30 % of that schedule's retrains.
@@ -22,8 +24,11 @@ from aqi_assets.core.backtest.policies import policies_from_names
 from aqi_assets.core.data.sources import source_from_spec
 from bench.common import machine_info
 
-POLICIES = ["never", "fixed_7", "fixed_14", "fixed_30", "default", "drift", "schedule", "deployed"]
-START, END = date(2015, 3, 1), date(2017, 2, 27)
+POLICIES = ["never", "fixed_7", "fixed_14", "fixed_30", "default", "drift", "default+drift",
+            "default+drift:every=30", "default+drift:every=60", "schedule", "deployed"]
+#: The scored replay, and the year before it (where the schedule's default was chosen).
+PERIODS: dict[str, tuple[date, date]] = {"scored": (date(2015, 3, 1), date(2017, 2, 27)),
+                                         "dev": (date(2014, 3, 1), date(2015, 2, 28))}
 #: The deployed policy may use at most this share of the best fixed schedule's retrains.
 GOAL_RETRAIN_SHARE = 0.30
 
@@ -50,11 +55,12 @@ def deployed_goal(summaries: dict, scores: dict) -> dict:
     }
 
 
-def run_policies(data: str) -> tuple[dict, dict, dict]:
+def run_policies(data: str, period: str = "scored") -> tuple[dict, dict, dict]:
     """``({policy: {rmse, retrains, train_cpu_seconds, ...}}, {"performance", "schedule"} triggers/year,
     {"wall_seconds", "fits", "fit_cpu_seconds", "load_avg_before", "load_avg_after", "goal"})``."""
     source = source_from_spec(f"prsa:{data}")
-    settings = BacktestSettings(start=START, end=END)
+    start, end = PERIODS[period]
+    settings = BacktestSettings(start=start, end=end)
     before = machine_info()
     clock = time.perf_counter()
     backtest = backtest_source(source, policies_from_names(POLICIES), settings,
@@ -69,7 +75,7 @@ def run_policies(data: str) -> tuple[dict, dict, dict]:
                 for kind in ("performance", "schedule", "drift")}
     summaries["deployed"]["retrains_by_trigger"] = {
         kind: sum(kind in r.trigger_types for r in deployed.retrains) for kind in ("performance", "schedule", "drift")}
-    run = {"start": START.isoformat(), "end": END.isoformat(), "wall_seconds": round(wall, 1), "fits": backtest.fits,
+    run = {"start": start.isoformat(), "end": end.isoformat(), "wall_seconds": round(wall, 1), "fits": backtest.fits,
            "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1), "load_avg_before": before["load_avg_1m"],
            "load_avg_after": after["load_avg_1m"], "cpus": before["cpus"],
            "goal": deployed_goal(summaries, {name: r.scores for name, r in backtest.results.items()})}

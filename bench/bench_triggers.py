@@ -25,6 +25,10 @@ Daily sketches are computed once (one ``compute_feature_stats`` call over every 
 every check reads only the days it needs; a fault case re-sketches only its station's faulty
 days. Writes ``bench/results/triggers.json`` and ``triggers.md``. ``--rule`` replays another
 drift rule (e.g. ``seed``) and writes ``triggers_<rule>.json`` / ``.md`` instead.
+
+``--sweep`` replays clean + faults at each of ``OPERATING_POINTS`` (drift settings that replace
+the shipped ones) and writes the trade-off between clean-data triggers and alerts and fault
+detection to ``triggers_sweep.json`` / ``.md``: what a more sensitive setting buys and costs.
 """
 
 from __future__ import annotations
@@ -58,6 +62,21 @@ DATA_FIRST = date(2013, 3, 1)
 CASES = 20
 DETECT_DAYS = 7
 SEED = 2015
+#: ``--sweep``: drift settings replayed beside the shipped ones (each replaces only what it names).
+OPERATING_POINTS: list[dict] = [
+    {},
+    # the previous default: one chart (k 1, clip 6), findings from 8, retraining from 10
+    {"cusum_k": 1.0, "cusum_h": 8.0, "cusum_clip": 6.0, "cusum_retrain_h": 10.0},
+    {"cusum_retrain_h": 10.0},
+    {"cusum_retrain_h": 12.0},
+    {"cusum_k": 0.5},
+    {"cusum_h": 5.0},
+    {"cusum_clip": 4.0},
+    {"reference_days": 60},
+]
+#: ``--period``: the scored years, and the earlier ones the thresholds were chosen on.
+PERIODS: dict[str, tuple[date, date]] = {"scored": (date(2015, 3, 1), date(2017, 2, 28)),
+                                         "dev": (date(2013, 4, 15), date(2015, 2, 28))}
 
 
 # --- sketches --------------------------------------------------------------------------------
@@ -214,6 +233,69 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
     }
 
 
+def clean_and_faults(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings, days: list[date],
+                     clock: float) -> tuple[dict, dict]:
+    """The clean replay's summary and every fault kind's cases, under ``settings``."""
+    checks, states = replay(sketches, days, settings, DriftState())
+    drift = clean_summary(checks)
+    print(f"clean: {drift['triggers']} drift triggers ({drift['per_year']} / year) "
+          f"in {time.perf_counter() - clock:.0f} s; drivers {drift['drivers']}", flush=True)
+    faults = {}
+    for i, kind in enumerate(BENCHMARK_FAULTS):
+        faults[kind] = fault_cases(frame, sketches, settings, checks, states, kind, SEED + i)
+        f = faults[kind]
+        print(f"{kind}: detected {f['detected']}/{f['cases']}, named first {f['named_first']}, "
+              f"median delay {f['median_delay_days']} ({time.perf_counter() - clock:.0f} s)", flush=True)
+    return drift, faults
+
+
+def sweep(frame: pd.DataFrame, sketches: Sketches, shipped: DriftSettings, days: list[date], clock: float,
+          suffix: str = "") -> None:
+    """Clean + faults at every ``OPERATING_POINTS`` entry: ``triggers_sweep<suffix>.json`` / ``.md``."""
+    rows = []
+    for point in OPERATING_POINTS:
+        settings = shipped.model_copy(update=point)
+        print(f"operating point {point or 'shipped'}", flush=True)
+        drift, faults = clean_and_faults(frame, sketches, settings, days, clock)
+        rows.append({
+            "settings": point, "shipped": not point,
+            "drift_retrains_per_year": drift["per_year"],
+            "alert_only_days_per_year": drift["alert_only_days_per_year"],
+            "pairs_flagged_per_day": drift["mean_pairs_flagged_per_day"],
+            "faults": {kind: {key: f[key] for key in ("cases", "detected", "named_first", "median_delay_days")}
+                       for kind, f in faults.items()},
+        })
+    result = {"first": FIRST.isoformat(), "last": LAST.isoformat(), "shipped": shipped.model_dump(),
+              "points": rows, "seconds": round(time.perf_counter() - clock, 1)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"triggers_sweep{suffix}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    (RESULTS / f"triggers_sweep{suffix}.md").write_text(sweep_markdown(result, suffix))
+    print(sweep_markdown(result))
+
+
+def sweep_markdown(result: dict, suffix: str = "") -> str:
+    kinds = list(result["points"][0]["faults"])
+    lines = [
+        f"# Drift settings swept on Beijing, {result['first']}..{result['last']}",
+        "",
+        "Each row replays the clean data and the injected faults of `make bench-triggers` with the shipped "
+        "drift settings, except those named. Detected: faulty station-feature flagged within "
+        f"{DETECT_DAYS} days (of {CASES}) / named first in the report, median delay in days in brackets.",
+        "",
+        "| settings | drift retrains / year | alert-only days / year | pairs flagged / day | "
+        + " | ".join(kinds) + " |",
+        "|---|---|---|---|" + "---|" * len(kinds),
+    ]
+    for row in result["points"]:
+        name = "shipped" if row["shipped"] else ", ".join(f"{k}={v}" for k, v in row["settings"].items())
+        cells = [f"{f['detected']} / {f['named_first']} ({f['median_delay_days']})" for f in row["faults"].values()]
+        lines.append(f"| {name} | {row['drift_retrains_per_year']} | {row['alert_only_days_per_year']} | "
+                     f"{row['pairs_flagged_per_day']} | " + " | ".join(cells) + " |")
+    args = "--sweep" + (f" --period {suffix[1:]}" if suffix else "")
+    lines += ["", f"Reproduce: `make bench-triggers BENCH_ARGS=\"{args}\"` ({result['seconds']:.0f} s on this run)."]
+    return "\n".join(lines) + "\n"
+
+
 # --- outputs ---------------------------------------------------------------------------------
 def markdown(result: dict) -> str:
     clean, faults = result["clean"], result["faults"]
@@ -283,33 +365,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default=None, help="drift rule to replay (default: the shipped one)")
     parser.add_argument("--policies", action="store_true", help="also run the policy backtest (slow)")
+    parser.add_argument("--sweep", action="store_true", help="replay clean + faults at every OPERATING_POINTS entry")
+    parser.add_argument("--period", choices=sorted(PERIODS), default="scored",
+                        help="scored: 2015-03..2017-02 (the committed figures); dev: 2013-04..2015-02, where the "
+                             "thresholds were chosen (writes *_dev files)")
     parser.add_argument("--data", default=str(BEIJING))
     args = parser.parse_args(argv)
+    global FIRST, LAST
+    FIRST, LAST = PERIODS[args.period]
+    suffix = "" if args.period == "scored" else f"_{args.period}"
     clock = time.perf_counter()
     config = RetrainingConfig()
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
-    stem = "triggers" if args.rule is None else f"triggers_{args.rule}"
+    stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
     print(f"reading {args.data} and sketching every station-day ...", flush=True)
     frame, sketches = load(Path(args.data))
     print(f"  {len(frame):,} rows, {len(sketches.by_day)} days sketched in {time.perf_counter() - clock:.0f} s", flush=True)
     days = days_between(FIRST, LAST)
-    checks, states = replay(sketches, days, settings, DriftState())
-    drift = clean_summary(checks)
-    print(f"clean: {drift['triggers']} drift triggers ({drift['per_year']} / year) "
-          f"in {time.perf_counter() - clock:.0f} s; drivers {drift['drivers']}", flush=True)
-    faults = {}
-    for i, kind in enumerate(BENCHMARK_FAULTS):
-        faults[kind] = fault_cases(frame, sketches, settings, checks, states, kind, SEED + i)
-        f = faults[kind]
-        print(f"{kind}: detected {f['detected']}/{f['cases']}, named first {f['named_first']}, "
-              f"median delay {f['median_delay_days']} ({time.perf_counter() - clock:.0f} s)", flush=True)
+    if args.sweep:
+        return sweep(frame, sketches, settings, days, clock, suffix)
+    drift, faults = clean_and_faults(frame, sketches, settings, days, clock)
     previous = RESULTS / f"{stem}.json"
     policies, policy_run = {}, {}
     per_year = {"drift": drift["per_year"], "performance": None, "schedule": None}
     if args.policies:
         from bench.bench_trigger_policies import run_policies
 
-        policies, per_year_extra, policy_run = run_policies(args.data)
+        policies, per_year_extra, policy_run = run_policies(args.data, args.period)
         per_year.update(per_year_extra)
     elif previous.is_file():
         old = json.loads(previous.read_text())

@@ -136,12 +136,17 @@ class DriftSettings(_Section):
     min_current_values: int = Field(12, ge=1, description="hourly values a current window needs to be tested")
     min_reference_values: int = Field(72, ge=1, description="hourly values a reference window needs")
     cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one")
-    cusum_k: float = Field(1.0, ge=0, description="sequential: allowance per day, in reference standard deviations")
-    cusum_h: float = Field(8.0, gt=0, description="sequential: the CUSUM fires at this sum")
-    cusum_retrain_h: float = Field(
-        10.0, gt=0, description="sequential: a finding retrains the models only from this sum on (below: alert)",
+    cusum_k: float = Field(
+        0.75, ge=0, description="sequential, small-shift chart: allowance per day, in reference standard deviations",
     )
-    cusum_clip: float = Field(6.0, gt=0, description="sequential: one day adds at most this (outlier days)")
+    cusum_h: float = Field(4.0, gt=0, description="sequential, small-shift chart: a finding (alert) from this sum on")
+    cusum_clip: float = Field(2.5, gt=0, description="sequential, small-shift chart: one day adds at most this")
+    cusum_large_k: float = Field(1.0, ge=0, description="sequential, large-shift chart: allowance per day")
+    cusum_large_h: float = Field(8.0, gt=0, description="sequential, large-shift chart: a finding (alert) from this sum on")
+    cusum_large_clip: float = Field(6.0, gt=0, description="sequential, large-shift chart: one day adds at most this")
+    cusum_retrain_h: float = Field(
+        14.0, gt=0, description="sequential: the large-shift chart retrains the models from this sum on",
+    )
     min_duration_days: int = Field(2, ge=1, description="sequential: days a change must last before it fires")
     retrain_features: list[str] | None = Field(
         None, description="sequential: drift in these features retrains the models (unset: the forecast "
@@ -158,7 +163,11 @@ class DriftSettings(_Section):
 class ScheduleSettings(_Section):
     """Per-model retraining interval and its daily adaptation from a performance score."""
 
-    days: dict[str, int] = Field(default_factory=lambda: {"xgboost": 7, "lstm": 14, "gnn": 21})
+    days: dict[str, int] = Field(
+        default_factory=lambda: {"xgboost": 30, "lstm": 30, "gnn": 30},
+        description="starting retraining interval per model: a backstop, so the performance and drift sensors "
+        "decide when to retrain (the seed's schedule was xgboost 7, lstm 14, gnn 21)",
+    )
     low_score: float = Field(0.7, ge=0, le=1, description="score below this: interval × shrink_factor")
     high_score: float = Field(0.9, ge=0, le=1, description="score above this: interval × grow_factor")
     shrink_factor: float = Field(0.7, gt=0, lt=1)

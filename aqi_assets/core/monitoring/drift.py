@@ -1,15 +1,22 @@
 """Input drift from ``feature_stats`` sketches: windows, per-(station, feature) tests, the report.
 
-Two rules (``DriftSettings.rule``). **sequential** (default): for every station-feature, a
-two-sided CUSUM of its daily offset from the network median (log scale for pollutants and wind
-speed) and of the offset of its log within-day variance, standardized by the pair's reference
-(median, max(MAD, sd), widened for lag-1 correlation), each day adding z − ``cusum_k`` capped
-at ``cusum_clip``; a sum ≥ ``cusum_h`` lasting ``min_duration_days`` is a finding that alerts,
-≥ ``cusum_retrain_h`` on a ``retrain_features`` feature retrains; a day whose readings are all
-one value (a flat line) alerts only. Its reference is the recent ``reference_days``: a
-station's offset from its peers is steady across seasons but not across years. **seed**: the
-window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
-Beijing (README, "Triggers on real data").
+Two rules (``DriftSettings.rule``). **sequential** (default): for every station-feature, the
+daily offset from the network median (log scale for pollutants and wind speed) and the offset
+of its log within-day variance, standardized by the pair's reference (median, max(MAD, sd),
+widened for lag-1 correlation), feed two-sided CUSUMs, each day adding z − k capped at a clip:
+a small-shift chart (``cusum_k`` 0.75, clip 2.5, a finding at ``cusum_h`` 4) that sees a
++30 % step at one station within days and shrugs off single odd days, and a large-shift chart
+(k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. Both
+need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
+the large-shift chart at ``cusum_retrain_h`` (14) on a ``retrain_features`` feature retrains.
+A day whose readings are all one value (a flat line), unless it is the lowest the sensor read
+in the reference (a detection limit), alerts only. Its reference is the recent
+``reference_days``: a station's offset from its peers is steady across seasons but not across
+years. The report ranks what retrains, then flat lines, then new findings before ongoing ones
+(a run that spans the whole window), then severity, then how fast the evidence grew (the
+CUSUM per day of its run). **seed**: the window rules below, against the seasonal reference.
+``make bench-triggers`` measures both on Beijing (README, "Triggers on real data"); the
+thresholds were chosen on 2013-04..2015-02 (``--period dev``) and scored on 2015-03..2017-02.
 
 ``check_drift`` is the one check the sensor and the backtest run. ``DriftState`` carries what
 it needs between evaluations: the last requested trigger (cooldown) and, per station-feature a
@@ -292,6 +299,9 @@ class _Grid:
         self.total[pair, day] = np.nan_to_num(rows["sum"].to_numpy(dtype=float))
         self.total_sq[pair, day] = np.nan_to_num(rows["sum_sq"].to_numpy(dtype=float))
         self.hist[pair, day] = rows[list(HIST_COLUMNS)].to_numpy(dtype=np.float32)
+        self.minimum = np.full((n_pairs, n_days), np.nan)  # the day's lowest reading
+        if "min" in rows:
+            self.minimum[pair, day] = rows["min"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.daily_mean = np.where(self.count > 0, self.total / self.count, np.nan)
 
@@ -727,7 +737,7 @@ def evaluate_drift(
     severity = np.full(n_pairs, "", dtype=object)
     action = np.full(n_pairs, "", dtype=object)
     sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
-    level, spread, flat = _sequential(
+    level, spread, flat, strong_level, strong_spread = _sequential(
         offsets, _peer_offsets(log_var, grid.shape, settings.min_peers), day_var, grid, ref_mask,
         grid.mask(current), sequential_ok, sd_floor, settings,
     )
@@ -738,13 +748,14 @@ def evaluate_drift(
         action[severity != ""] = "retrain"
         level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
     else:
-        level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
+        level_drift = level.fired | strong_level.fired
+        spread_drift = (spread.fired | strong_spread.fired) & ~flat.fired
+        flat_drift = flat.fired
         # the window statistics stay in the table for reading; their rules are not applied
         mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
         severity[spread_drift] = "high"
         severity[level_drift] = "critical"
-        strong = (np.nan_to_num(level.statistic) >= settings.cusum_retrain_h) & level_drift
-        strong |= (np.nan_to_num(spread.statistic) >= settings.cusum_retrain_h) & spread_drift
+        strong = strong_level.fired | (strong_spread.fired & spread_drift)
         action[level_drift | spread_drift] = "alert"
         action[strong] = "retrain"
         severity[flat_drift & ~level_drift] = "medium"
@@ -782,7 +793,8 @@ def evaluate_drift(
         "std_ratio_drift": std_drift,
         "distribution_drift": distribution_drift,
         "level_cusum": level.statistic, "level_days": level.days, "level_shift": _level_shift(level, log_scale, scale),
-        "spread_cusum": spread.statistic, "spread_ratio": np.exp(spread.shift / 2.0),
+        "spread_cusum": spread.statistic, "spread_days": spread.days, "spread_ratio": np.exp(spread.shift / 2.0),
+        "level_large_cusum": strong_level.statistic, "spread_large_cusum": strong_spread.statistic,
         "flat_days": flat.days,
         "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift,
         "severity": severity,
@@ -792,12 +804,24 @@ def evaluate_drift(
     rank = table["severity"].map({"": -1, **{s: i for i, s in enumerate(SEVERITIES)}})
     if settings.rule == "seed":
         best = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
-    else:  # strongest sequential evidence first
-        best = -table[["level_cusum", "spread_cusum"]].max(axis=1).fillna(0.0) - 1e3 * table["flat_days"]
-    # what retrains first (a trigger's reason starts with why it retrains), then severity, then evidence
+        ongoing = pd.Series(0, index=table.index)
+    else:  # the fastest-growing evidence first: a CUSUM's sum per day of its run
+        level_rate = (table["level_cusum"] / table["level_days"].clip(lower=1)).where(table["level_drift"], 0.0)
+        spread_rate = (table["spread_cusum"] / table["spread_days"].clip(lower=1)).where(table["spread_drift"], 0.0)
+        best = -np.fmax(level_rate.fillna(0.0), spread_rate.fillna(0.0)) - 1e3 * table["flat_days"]
+        # a run as long as the window began before it: the finding the report already showed
+        span = len(current)
+        ongoing = ((table["level_drift"] & (table["level_days"] >= span))
+                   | (table["spread_drift"] & ~table["level_drift"] & (table["spread_days"] >= span))).astype(int)
+    # what retrains first (a trigger's reason starts with why it retrains), then flat lines (a
+    # certain fault, not a statistical finding), new findings before ongoing ones, then
+    # severity, then evidence
     acts = (table["action"] != "retrain").astype(int)
-    table = table.assign(_act=acts, _rank=-rank, _q=best).sort_values(["_act", "_rank", "_q", "station", "feature"])
-    table = table.drop(columns=["_act", "_rank", "_q"]).reset_index(drop=True)
+    not_flat = (~table["flatline"].astype(bool)).astype(int)
+    large = -table[["level_large_cusum", "spread_large_cusum"]].max(axis=1).fillna(0.0)  # ties of the capped rate
+    table = table.assign(_act=acts, _flat=not_flat, _old=ongoing, _rank=-rank, _q=best, _large=large)
+    table = table.sort_values(["_act", "_flat", "_old", "_rank", "_q", "_large", "station", "feature"])
+    table = table.drop(columns=["_act", "_flat", "_old", "_rank", "_q", "_large"]).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 
@@ -861,21 +885,38 @@ def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
 
 
 def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
-                sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, _Cusum, _Cusum]:
+                sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, ...]:
     """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
-    within-day variance (spread), and flat lines (days whose readings are all one value)."""
+    within-day variance (spread), and flat lines (days whose readings are all one value, above
+    the lowest value of the pair's reference). Level and spread each run two charts: a
+    small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at ``cusum_h``), robust to single
+    days, and a large-shift one (``cusum_large_*``) that sees a big step within two days; either
+    makes a finding, and only the large-shift chart at ``cusum_retrain_h`` retrains. Returns
+    (small level, small spread, flat lines, large level, large spread); a large chart's
+    ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the small one's."""
     k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
+    strict = (settings.cusum_large_k, settings.cusum_retrain_h, settings.cusum_large_clip, min_days)
+    spread_floor = np.full(len(ok), 0.05)
     level = _cusum(offsets, ref, cur, ok, sd_floor, k, h, clip, min_days)
-    spread = _cusum(log_var_offsets, ref, cur, ok, np.full(len(ok), 0.05), k, h, clip, min_days)
-    with np.errstate(invalid="ignore"):
-        flat_day = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12)
+    spread = _cusum(log_var_offsets, ref, cur, ok, spread_floor, k, h, clip, min_days)
+    strong_level = _cusum(offsets, ref, cur, ok, sd_floor, *strict)
+    strong_spread = _cusum(log_var_offsets, ref, cur, ok, spread_floor, *strict)
+    for small, large in ((level, strong_level), (spread, strong_spread)):
+        large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
+        small.fired = small.fired | large_finding
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # one value all day, unless it is the lowest the sensor read in the reference: a
+        # pollutant at its detection limit (SO2 at 2 µg/m³ on a clean day) reads flat, stuck or not
+        lowest = np.nanmin(np.where(ref, grid.minimum, np.nan), axis=1)
+        flat_day = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12) & ~(grid.daily_mean <= lowest[:, None] + 1e-9)
     flat_now = (flat_day & cur).sum(axis=1)
     flat_before = (flat_day & ref).sum(axis=1) / np.maximum((ref & (grid.count > 0)).sum(axis=1), 1)
     last = np.flatnonzero(cur.any(axis=0))
     recent = flat_day[:, last[-min(len(last), 2):]].any(axis=1) if len(last) else np.zeros(len(ok), dtype=bool)
     flat_fired = recent & (flat_before < 0.05)
     flat = _Cusum(flat_now.astype(float), flat_now, np.zeros(len(ok)), flat_fired)
-    return level, spread, flat
+    return level, spread, flat, strong_level, strong_spread
 
 
 def _level_shift(level: _Cusum, log_scale: np.ndarray, scale: np.ndarray) -> np.ndarray:

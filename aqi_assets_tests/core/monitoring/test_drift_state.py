@@ -154,6 +154,19 @@ def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
     assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
 
 
+def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_alert():
+    day = FIRST + timedelta(days=50)
+    stats = small_network_stats(step=("T2", day - timedelta(days=3), 3.0), seed=6)  # T2 pm25 ×3: a strong level finding
+    pm = (stats["station"] == "T4") & (stats["feature"] == "pm25") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    stats.loc[pm, "sum_sq"] = stats.loc[pm, "sum"] ** 2 / stats.loc[pm, "count"]
+    alert_only = SEQUENTIAL.model_copy(update={"retrain_features": ["wind_speed"]})
+    report = check_drift(stats, day, alert_only)
+    flagged = report.flagged
+    assert list(zip(flagged["station"], flagged["feature"]))[:2] == [("T4", "pm25"), ("T2", "pm25")]
+    assert bool(flagged.iloc[0]["flatline"]) and flagged.iloc[1]["level_cusum"] > 6.0
+    assert report.triggers() == [] and report.summary().index("T4") < report.summary().index("T2")
+
+
 def test_seed_rule_is_still_available():
     stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
     report = check_drift(stats, FIRST + timedelta(days=47), RECENT.model_copy(update={"rule": "seed"}))
@@ -167,13 +180,18 @@ def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_o
     wind = stats.copy()
     rows = (wind["station"] == "T3") & (wind["feature"] == "wind_speed") & (wind["date"] >= pd.Timestamp(step_day))
     wind.loc[rows, ["sum", "sum_sq"]] = wind.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]
-    # shipped: alert from 8, retrain from 10, on the forecast target only (pm25 by default)
+    # shipped: both ×3 steps are findings on their second day (the large-shift chart at 8), alerts
     settings = RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force()
-    report = check_drift(wind, step_day + timedelta(days=1), settings)
+    second = check_drift(wind, step_day + timedelta(days=1), settings)
+    actions = {(r.station, r.feature): r.action for r in second.flagged.itertuples()}
+    assert actions == {("T2", "pm25"): "alert", ("T3", "wind_speed"): "alert"} and second.triggers() == []
+    assert (second.flagged["level_large_cusum"] >= 8.0).all()
+    # on the third day the large-shift chart reaches 14: retrain, on the forecast target only (pm25 by default)
+    report = check_drift(wind, step_day + timedelta(days=2), settings)
     actions = {(r.station, r.feature): r.action for r in report.flagged.itertuples()}
     assert actions == {("T2", "pm25"): "retrain", ("T3", "wind_speed"): "alert"}
     assert DriftState().fired(report).resets.keys() == {("T2", "pm25")}  # only what the retrain concerned
-    held = check_drift(wind, step_day + timedelta(days=1), settings.model_copy(update={"cusum_retrain_h": 50.0}))
+    held = check_drift(wind, step_day + timedelta(days=2), settings.model_copy(update={"cusum_retrain_h": 50.0}))
     assert held.triggers() == [] and set(held.alert_rows["station"]) == {"T2", "T3"}
 
 
@@ -197,6 +215,6 @@ def test_what_retrains_is_named_before_what_only_alerts():
     stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
     rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(step_day))
     stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [8.0, 64.0]
-    report = check_drift(stats, step_day + timedelta(days=1), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
+    report = check_drift(stats, step_day + timedelta(days=2), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
     assert list(report.flagged["action"]) == ["retrain", "alert"]
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")

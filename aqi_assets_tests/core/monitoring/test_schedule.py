@@ -12,8 +12,10 @@ from aqi_assets.core.monitoring.schedule import adapt_interval, base_interval, s
 SETTINGS = ScheduleSettings()
 
 
-def test_base_intervals_are_the_seed_schedule():
-    assert [base_interval(m, SETTINGS) for m in ("xgboost", "lstm", "gnn")] == [7, 14, 21]
+def test_base_intervals_are_a_monthly_backstop_and_the_seed_schedule_stays_configurable():
+    assert [base_interval(m, SETTINGS) for m in ("xgboost", "lstm", "gnn")] == [30, 30, 30]
+    seed = ScheduleSettings(days={"xgboost": 7, "lstm": 14, "gnn": 21})
+    assert [base_interval(m, seed) for m in ("xgboost", "lstm", "gnn")] == [7, 14, 21]
 
 
 @pytest.mark.parametrize(
