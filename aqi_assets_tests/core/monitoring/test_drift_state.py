@@ -154,6 +154,22 @@ def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
     assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
 
 
+def test_a_flat_line_at_the_lowest_value_the_sensor_reads_is_a_detection_limit_not_a_fault():
+    stats = small_network_stats(seed=6)
+    day = FIRST + timedelta(days=50)
+    pair = (stats["station"] == "T4") & (stats["feature"] == "pm25")
+    lowest = stats.loc[pair & (stats["date"] < pd.Timestamp(day - timedelta(days=7))), "min"].min()
+    last = pair & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    at_limit = stats.copy()
+    at_limit.loc[last, ["sum", "sum_sq", "min", "max"]] = [lowest * 24, lowest**2 * 24, lowest, lowest]
+    assert not check_drift(at_limit, day, SEQUENTIAL).table.query("station == 'T4' and feature == 'pm25'")["flatline"].any()
+    above = stats.copy()  # the same flat day one unit above the lowest reading: a stuck sensor
+    value = lowest + 1.0
+    above.loc[last, ["sum", "sum_sq", "min", "max"]] = [value * 24, value**2 * 24, value, value]
+    row = check_drift(above, day, SEQUENTIAL).flagged.iloc[0]
+    assert (row["station"], row["feature"], bool(row["flatline"])) == ("T4", "pm25", True)
+
+
 def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_alert():
     day = FIRST + timedelta(days=50)
     stats = small_network_stats(step=("T2", day - timedelta(days=3), 3.0), seed=6)  # T2 pm25 ×3: a strong level finding
