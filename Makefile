@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers bench-import bench-retrain validate clean
+.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-policies-extras bench-drift bench-sensor-load bench-triggers bench-import bench-retrain validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ dev: install
 screenshots: install
 	bash scripts/screenshots.sh
 
-bench: bench-feature-stats bench-models bench-policies bench-drift bench-sensor-load bench-triggers
+bench: bench-feature-stats bench-models bench-policies bench-policies-extras bench-drift bench-sensor-load bench-triggers
 
 bench-sensor-load: install
 	$(BIN)/python -m bench.bench_sensor_load
@@ -70,6 +70,10 @@ bench-retrain: install
 
 bench-policies: install
 	$(BIN)/python -m bench.bench_policies
+
+# The warm-start variants and other rule sets, replayed apart: bench/results/policies_extras.{json,md,png}.
+bench-policies-extras: install
+	$(BIN)/python -m bench.bench_policies --extras
 
 # Trigger quality on the real Beijing data (clean replay + injected faults): bench/results/triggers.{json,md}.
 bench-triggers: install

@@ -24,8 +24,10 @@ For speed, a model is trained once per training day and shared by every policy t
 on that day (a warm fit: on that day from the same serving model; its CPU seconds are counted
 for each of them). XGBoost fits and forecasts read the tabular features of the whole replay
 frame, computed once (``FeatureGrid``; the same models and scores as rebuilding them per fit).
-With ``workers > 1`` the fits known in advance (the initial model, the fixed schedules') run
-that many at a time in worker processes before the replay (``ModelStore.prefit``).
+With ``workers > 1`` every fit runs in that many worker processes, one thread each, while the
+replay goes on (``FitPool``): the fits known in advance (the initial model, the fixed
+schedules') are queued in day order when the replay starts, and a fit the replay is waiting for
+(a triggered retrain, or a scheduled one not reached yet) jumps the queue.
 A model's daily scores come from one
 ``predict`` over a run of days (``daily_scores``, identical to ``evaluate`` day by day), extended
 as long as some policy keeps the model serving. Replay figures pool every forecast of the
@@ -40,10 +42,9 @@ import hashlib
 import json
 import math
 import multiprocessing
-import shutil
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -257,6 +258,9 @@ class ModelStore:
         self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._cache_key()
         self._grid: Any = None
         self._grid_built = False
+        self.pool: FitPool | None = None
+        #: CPU seconds of the fits run in this process (not in workers).
+        self.fit_cpu_here = 0.0
 
     def _cache_key(self) -> str:
         s = self.settings
@@ -296,78 +300,82 @@ class ModelStore:
             self.models[key] = found
         return found
 
-    def _folder(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> Path:
+    def _folder(self, through: date, parent: TrainedModel | None) -> Path:
         name = through.isoformat()
         if parent is not None:
             name += "-warm-" + hashlib.sha256(repr(parent.key).encode()).hexdigest()[:12]
-        return (root or self.cache_dir) / name
+        return self.cache_dir / name
 
-    def prefit(self, days: Sequence[date], workers: int) -> None:
-        """Fit the full models trained through ``days`` before the replay asks, ``workers`` at a time.
+    def start_pool(self, workers: int) -> None:
+        """Fit in ``workers`` worker processes from now on (``FitPool``), one thread per fit.
 
-        Each worker process (started fresh; it builds its own feature grid once) fits one model on
-        ``nthread // workers`` threads, measures its CPU seconds and saves it for this process to
-        read; the trees do not depend on the thread count (a test checks), and on 2 cores two
-        one-thread fits at once keep both busy where one two-thread fit does not. Days already
-        fitted or cached are skipped.
+        The workers are started once for the whole replay and each builds its feature grid once.
+        ``fit_ahead`` queues fits known in advance; ``get`` of a model not fitted yet puts it
+        first in the queue and waits for it, while the other workers go on with the queue.
         """
-        todo = [day for day in dict.fromkeys(days) if (day,) not in self.models]
-        todo = [day for day in todo if not self._remember(day, self._load(day, None))]
-        if workers <= 1 or len(todo) <= 1:
-            for day in todo:
-                self.get(day)
+        if workers > 1 and self.pool is None:
+            threads = max(1, int(self.settings.model_hyperparams.get("nthread", 1)) // workers)
+            self.pool = FitPool(self, workers, threads)
+
+    def fit_ahead(self, days: Sequence[date]) -> None:
+        """Queue the full fits trained through ``days`` for the workers (in this order), unless
+        fitted, cached or already queued; without a pool, nothing happens until ``get``."""
+        if self.pool is None:
             return
-        threads = max(1, int(self.settings.model_hyperparams.get("nthread", 1)) // workers)
-        root = self.cache_dir or Path(tempfile.mkdtemp(prefix="backtest-prefit-"))
-        setup = (self.frame, self.graph, self.settings, self.share_features, root, threads)
-        try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_prefit_setup, initargs=setup) as pool:
-                for day in pool.map(_prefit_worker, todo):
-                    self._remember(day, self._load(day, None, root))
-                    self.fits += 1
-                    if self.progress is not None:
-                        fit = self.models[(day,)]
-                        self.progress(f"fitted {self.settings.kind} through {day} ahead, "
-                                      f"{workers} at a time ({fit.cpu_seconds:.1f} CPU s)")
-        finally:
-            if self.cache_dir is None:
-                shutil.rmtree(root, ignore_errors=True)
+        todo = [day for day in dict.fromkeys(days) if (day,) not in self.models]
+        self.pool.ahead([day for day in todo if not self._remember(day, self._load(day, None))])
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (queued fits not started are dropped)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def _remember(self, day: date, trained: TrainedModel | None) -> bool:
         if trained is not None:
             self.models[(day,)] = trained
         return trained is not None
 
-    def _fit(self, through: date, parent: TrainedModel | None, root: Path | None = None,
-             threads: int | None = None) -> TrainedModel:
+    def fit_forecaster(self, through: date, warm: Forecaster | None = None,
+                       threads: int | None = None) -> tuple[Forecaster, float, float]:
+        """A forecaster fitted on the window ending ``through`` (continuing ``warm`` when given),
+        with the process CPU seconds and wall seconds of its fit."""
         s = self.settings
         train, valid = training_frames(self.frame, s, through)
         if train.empty:
             raise ValueError(f"no observations in the training window ending {through}")
         forecaster = self._new_forecaster(threads)
-        warm = None if parent is None else parent.forecaster
         wall, cpu = time.perf_counter(), time.process_time()
         if self.grid is not None:
             forecaster.fit_from_grid(self.grid, train, valid, warm_start=warm)
         else:
             forecaster.fit(train, valid, self.graph, warm_start=warm)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return forecaster, cpu, wall
+
+    def _fit(self, through: date, parent: TrainedModel | None) -> TrainedModel:
+        warm = None if parent is None else parent.forecaster
+        if self.pool is not None:
+            forecaster, cpu, wall = self.pool.take(through, parent)
+            where = f" in a worker ({self.pool.workers} at a time)"
+        else:
+            forecaster, cpu, wall = self.fit_forecaster(through, warm)
+            self.fit_cpu_here += cpu
+            where = ""
         self.fits += 1
         if self.progress is not None:
             how = "" if parent is None else f" warm from the model through {parent.trained_through}"
-            self.progress(f"fitted {s.kind} through {through}{how} ({cpu:.1f} CPU s)")
-        trained = TrainedModel(through, forecaster, cpu, wall, parent=parent)
-        if root is not None or self.cache_dir is not None:
-            folder = self._folder(through, parent, root)
+            self.progress(f"fitted {self.settings.kind} through {through}{how}{where} ({cpu:.1f} CPU s)")
+        if self.cache_dir is not None:
+            folder = self._folder(through, parent)
             forecaster.save(folder)
             (folder / "fit.json").write_text(json.dumps({"cpu_seconds": cpu, "wall_seconds": wall}))
-        return trained
+        return TrainedModel(through, forecaster, cpu, wall, parent=parent)
 
-    def _load(self, through: date, parent: TrainedModel | None, root: Path | None = None) -> TrainedModel | None:
-        if root is None and self.cache_dir is None:
+    def _load(self, through: date, parent: TrainedModel | None) -> TrainedModel | None:
+        if self.cache_dir is None:
             return None
-        folder = self._folder(through, parent, root)
+        folder = self._folder(through, parent)
         if not (folder / "fit.json").is_file():
             return None
         fit = json.loads((folder / "fit.json").read_text())
@@ -399,21 +407,98 @@ class ModelStore:
         trained.scores = new if done == 0 else pd.concat([trained.scores, new], ignore_index=True)
 
 
-#: In a worker of ``ModelStore.prefit``: its own store, the folder models go to and the threads per fit.
-_PREFITTING: tuple[ModelStore, Path, int] | None = None
+class FitPool:
+    """Worker processes fitting the models of one replay, the most urgent first.
+
+    At most ``workers`` fits run at once, one per worker process on ``threads`` threads; the
+    others wait in a queue this process keeps, so a fit the replay is waiting for (``take``)
+    starts as soon as a worker is free instead of behind every fit queued ``ahead``. Each fit
+    returns its forecaster (pickled: the boosters to the bit) and the CPU and wall seconds it
+    took in the worker. XGBoost trees do not depend on the thread count (a test checks), and on
+    2 cores two one-thread fits at once keep both busy where one two-thread fit does not.
+    """
+
+    def __init__(self, store: ModelStore, workers: int, threads: int):
+        self.workers, self.threads = int(workers), int(threads)
+        self._cond = threading.Condition(threading.RLock())
+        self._queue: list[tuple] = []
+        self._args: dict[tuple, tuple[date, Forecaster | None]] = {}
+        self._futures: dict[tuple, Future] = {}
+        self._running = 0
+        #: Keys of the fits in the order they were handed to a worker.
+        self.started: list[tuple] = []
+        # Spawned, not forked: a process forked after XGBoost's OpenMP threads ran can hang in
+        # its first fit. Each worker builds its own feature grid once, for the whole replay.
+        setup = (store.frame, store.graph, store.settings, store.share_features, self.threads)
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_setup, initargs=setup)
+
+    def ahead(self, days: Sequence[date]) -> None:
+        """Queue full fits through ``days`` behind the fits already queued."""
+        with self._cond:
+            for day in days:
+                key = (day,)
+                if key not in self._args:
+                    self._args[key] = (day, None)
+                    self._queue.append(key)
+            self._fill()
+
+    def take(self, through: date, parent: TrainedModel | None = None) -> tuple[Forecaster, float, float]:
+        """The fit through ``through`` (warm from ``parent``): waits for it, first in the queue."""
+        key = (through,) if parent is None else (through, parent.key)
+        with self._cond:
+            if key not in self._args:
+                self._args[key] = (through, None if parent is None else parent.forecaster)
+            if key not in self._futures:
+                if key in self._queue:
+                    self._queue.remove(key)
+                self._queue.insert(0, key)
+                self._fill()
+            while key not in self._futures:
+                self._cond.wait()
+            future = self._futures.pop(key)
+            del self._args[key]
+        return future.result()
+
+    def _fill(self) -> None:
+        """Start queued fits while fewer than ``workers`` run (holding the lock)."""
+        while self._running < self.workers and self._queue:
+            key = self._queue.pop(0)
+            through, warm = self._args[key]
+            future = self._executor.submit(_worker_fit, through, warm)
+            self._running += 1
+            self.started.append(key)
+            self._futures[key] = future
+            future.add_done_callback(self._finished)
+        self._cond.notify_all()
+
+    def _finished(self, _future: Future) -> None:
+        with self._cond:
+            self._running -= 1
+            self._fill()
+
+    def close(self) -> None:
+        with self._cond:
+            self._queue.clear()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _prefit_setup(frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
-                  share_features: bool, root: Path, threads: int) -> None:
-    global _PREFITTING
-    _PREFITTING = (ModelStore(frame, graph, settings, share_features=share_features), root, threads)
+#: In a worker process of a ``FitPool``: its store (frame, grid) and the threads per fit.
+_WORKER_STORE: tuple[ModelStore, int] | None = None
 
 
-def _prefit_worker(day: date) -> date:
-    """In a worker of ``ModelStore.prefit``: fit and save the model trained through ``day``."""
-    store, root, threads = _PREFITTING
-    store._fit(day, None, root=root, threads=threads)
-    return day
+def _worker_setup(frame: pd.DataFrame, graph: StationGraph | None, settings: BacktestSettings,
+                  share_features: bool, threads: int) -> None:
+    global _WORKER_STORE
+    store = ModelStore(frame, graph, settings, share_features=share_features)
+    store.grid  # noqa: B018 - built once per worker
+    _WORKER_STORE = (store, threads)
+
+
+def _worker_fit(through: date, warm: Forecaster | None) -> tuple[Forecaster, float, float]:
+    """In a ``FitPool`` worker: fit the model through ``through`` (continuing ``warm``)."""
+    store, threads = _WORKER_STORE
+    return store.fit_forecaster(through, warm, threads)
 
 
 def scheduled_days(policies: Sequence[Policy], settings: BacktestSettings) -> list[date]:
@@ -558,6 +643,8 @@ class Backtest:
     fit_cpu_seconds: float
     wall_seconds: float
     source: str = ""
+    #: CPU seconds of the replaying process outside the fits (scoring, decisions, features).
+    replay_cpu_seconds: float = 0.0
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         return {name: result.summary() for name, result in self.results.items()}
@@ -581,8 +668,9 @@ def run_backtest(
     ``frame`` is time-sorted (``sort_frame``) and holds the initial training window;
     ``feature_stats`` (daily sketches) is needed only by drift policies. ``share_features=False``
     rebuilds the features for every fit and scoring run (see ``ModelStore``). ``workers > 1``
-    fits the initial model and the fixed schedules' models (known in advance) that many at a
-    time before the replay starts (``ModelStore.prefit``).
+    fits in that many worker processes (``FitPool``) while this process replays: the initial
+    model and the fixed schedules' models (known in advance) are queued at once, in day order,
+    and a fit the replay waits for (a triggered retrain) goes first.
     """
     if not policies:
         raise ValueError("no policies to replay")
@@ -591,40 +679,44 @@ def run_backtest(
         raise ValueError(f"policy names must be unique, got {names}")
     if any(p.drift is not None for p in policies) and feature_stats is None:
         raise ValueError("a drift policy needs feature_stats")
-    clock = time.perf_counter()
+    clock, cpu = time.perf_counter(), time.process_time()
     days = settings.days
     total = len(days)
-    note = (lambda message: progress(done, total, message)) if progress is not None else None
     done = 0
+    note = (lambda message: progress(done, total, message)) if progress is not None else None
     store = ModelStore(frame, graph, settings, model=policies[0].model, cache_dir=cache_dir, progress=note,
                        share_features=share_features)
     initial_day = settings.start - timedelta(days=1)
-    if workers > 1:
-        store.prefit([initial_day, *scheduled_days(policies, settings)], workers)
-    initial = store.get(initial_day)
-    states = {p.name: PolicyState(initial_day) for p in policies}
-    serving = {p.name: initial for p in policies}
-    segments: dict[str, list[tuple[TrainedModel, date, date]]] = {p.name: [] for p in policies}
-    starts = {p.name: settings.start for p in policies}
-    retrains: dict[str, list[Retrain]] = {p.name: [] for p in policies}
-    for today in days:
-        for policy in policies:
-            state = states[policy.name]
-            served = store.scores(serving[policy.name], state.deployed_on, today)
-            if today == settings.end:
-                continue
-            triggers = decide(policy, state, today, served, feature_stats)
-            if not triggers:
-                continue
-            trained = store.get(today, parent=serving[policy.name] if policy.warm else None)
-            retrains[policy.name].append(Retrain(today, tuple(triggers), trained.cpu_seconds))
-            segments[policy.name].append((serving[policy.name], starts[policy.name], today))
-            starts[policy.name] = today + timedelta(days=1)
-            state.trained_through = today
-            serving[policy.name] = trained
-        done += 1
-        if progress is not None and (done % 10 == 0 or done == total):
-            progress(done, total, f"{today} replayed")
+    try:
+        store.start_pool(workers)
+        store.fit_ahead([initial_day, *scheduled_days(policies, settings)])
+        initial = store.get(initial_day)
+        states = {p.name: PolicyState(initial_day) for p in policies}
+        serving = {p.name: initial for p in policies}
+        segments: dict[str, list[tuple[TrainedModel, date, date]]] = {p.name: [] for p in policies}
+        starts = {p.name: settings.start for p in policies}
+        retrains: dict[str, list[Retrain]] = {p.name: [] for p in policies}
+        for today in days:
+            for policy in policies:
+                state = states[policy.name]
+                served = store.scores(serving[policy.name], state.deployed_on, today)
+                if today == settings.end:
+                    continue
+                triggers = decide(policy, state, today, served, feature_stats)
+                if not triggers:
+                    continue
+                trained = store.get(today, parent=serving[policy.name] if policy.warm else None)
+                retrains[policy.name].append(Retrain(today, tuple(triggers), trained.cpu_seconds))
+                segments[policy.name].append((serving[policy.name], starts[policy.name], today))
+                starts[policy.name] = today + timedelta(days=1)
+                state.trained_through = today
+                serving[policy.name] = trained
+            done += 1
+            if progress is not None and (done % 10 == 0 or done == total):
+                progress(done, total, f"{today} replayed")
+    finally:
+        in_workers = store.pool is not None
+        store.close()
     results = {}
     for policy in policies:
         parts = segments[policy.name] + [(serving[policy.name], starts[policy.name], settings.end)]
@@ -633,8 +725,10 @@ def run_backtest(
         scores = pd.concat(tables, ignore_index=True)
         results[policy.name] = BacktestResult(policy, scores, retrains[policy.name])
     fit_cpu = float(sum(m.cpu_seconds for m in store.models.values()))
+    # this process's own CPU: scoring, decisions and the feature grid (fits in workers are apart)
+    replay_cpu = time.process_time() - cpu - (0.0 if in_workers else store.fit_cpu_here)
     return Backtest(settings, results, initial.cpu_seconds, len(store.models), fit_cpu,
-                    time.perf_counter() - clock, source)
+                    time.perf_counter() - clock, source, replay_cpu_seconds=max(0.0, replay_cpu))
 
 
 def backtest_source(

@@ -12,6 +12,7 @@ import pytest
 from aqi_assets.core.backtest.policies import policies_from_names, policy_from_name
 from aqi_assets.core.backtest.replay import (
     BacktestSettings,
+    FitPool,
     ModelStore,
     daily_scores,
     run_backtest,
@@ -151,3 +152,36 @@ def test_fits_ahead_in_worker_processes_give_the_same_replay(city):
         pd.testing.assert_frame_equal(result.scores, inline.results[name].scores, check_exact=True)
         assert [r.decided_on for r in result.retrains] == [r.decided_on for r in inline.results[name].retrains]
     assert all(r.cpu_seconds > 0 for r in ahead.results["fixed_7"].retrains)
+
+
+def test_every_fit_in_workers_gives_the_same_replay_warm_and_triggered_included(city):
+    frame, graph = city
+    policies = policies_from_names("never,fixed_7,seed_raw,default,fixed_7+warm")
+    pooled = run_backtest(frame, policies, SETTINGS, graph=graph, workers=2)
+    inline = run_backtest(frame, policies, SETTINGS, graph=graph)
+    assert pooled.fits == inline.fits
+    assert pooled.results["seed_raw"].retrain_count > 0 and pooled.results["fixed_7+warm"].retrain_count == 5
+    for name, result in pooled.results.items():  # warm fits continue a parent sent to the worker
+        other = inline.results[name]
+        assert [r.decided_on for r in result.retrains] == [r.decided_on for r in other.retrains], name
+        pd.testing.assert_frame_equal(result.scores, other.scores, check_exact=True)
+    assert pooled.replay_cpu_seconds > 0 and pooled.fit_cpu_seconds > 0
+
+
+def test_a_fit_the_replay_waits_for_jumps_the_queue(city):
+    frame, graph = city
+    store = ModelStore(frame, graph, SETTINGS)
+    d = [START + timedelta(days=k) for k in range(6)]
+    pool = FitPool(store, workers=1, threads=1)
+    try:
+        pool.ahead(d[:3])
+        forecaster, cpu, wall = pool.take(d[2])  # queued behind day 1: goes next
+        assert pool.started[:2] == [(d[0],), (d[2],)]
+        assert forecaster.is_fitted and cpu > 0 and wall > 0
+        pool.ahead(d[4:])
+        pool.take(d[3])  # not queued: before days 4 and 5, after day 1 (running by now)
+        assert pool.started == [(d[0],), (d[2],), (d[1],), (d[3],)] + pool.started[4:]
+        same, _, _ = store.fit_forecaster(d[2])  # a worker's fit is this process's fit
+        assert same.boosters["delta"].save_raw() == forecaster.boosters["delta"].save_raw()
+    finally:
+        pool.close()

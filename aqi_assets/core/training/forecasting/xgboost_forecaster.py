@@ -126,6 +126,8 @@ class XGBoostForecaster(Forecaster):
         hp = self.hyperparams
         self.feature_names = list(features)
         start, warm_report = self._warm_boosters(warm_start, float(hp["log_blend"]) > 0)
+        if start:
+            _reseed(int(hp["seed"]))
         target, base = self._targets(panel)
         known = np.isfinite(target) & np.isfinite(base)
         train_mask = train_rows[:, None] & known
@@ -214,6 +216,18 @@ class XGBoostForecaster(Forecaster):
             booster = xgb.Booster(params={"nthread": int(self.hyperparams["nthread"])})
             booster.load_model(directory / f"xgboost_{name}.json")
             self.boosters[name] = booster
+
+
+def _reseed(seed: int) -> None:
+    """Seed XGBoost's process-wide random generator with ``seed``.
+
+    XGBoost seeds it when a new booster is first configured, but not for a booster that
+    continues trained trees: a warm fit's row and column samples would otherwise come from
+    wherever the process's previous fits left the generator (other fits, in another order, in
+    another process: another model). A one-tree booster on two rows configures with ``seed``.
+    """
+    rows = xgb.DMatrix(np.zeros((2, 1), dtype=np.float32), label=np.zeros(2, dtype=np.float32))
+    xgb.train({"seed": seed, "nthread": 1, "verbosity": 0}, rows, 1)
 
 
 def _matrix(features: dict[str, np.ndarray], names: list[str], mask: np.ndarray) -> np.ndarray:
