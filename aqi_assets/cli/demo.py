@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import statistics
@@ -42,13 +43,20 @@ from aqi_assets.defs.run_tags import TRIGGER_SENSORS
 #: Settings the demo puts in force (through ``retraining_config``): small models on a 28-day
 #: window, so a retraining takes seconds. The simulated city is noisier hour to hour than Beijing
 #: (persistence reaches ~66 % within ±20 %, the fast models 64-70 %), so the accuracy gate is
-#: lowered to 60 %; every other gate keeps its shipped threshold.
+#: lowered to 60 %; every other gate keeps its shipped threshold. Four weeks are shorter than
+#: the shipped 30-day schedule, and the recalibration moves O3 and SO2 more than PM2.5 (the
+#: only feature the shipped drift rule retrains on), so the demo runs the seed's 7/14/21-day
+#: schedule and retrains on drift in any feature, to show every trigger at work.
 DEMO_SETTINGS: dict[str, str] = {
     "training.preset": "fast",
     "training.window_days": "28",
     "training.validation_days": "4",
     "training.holdout_days": "4",
     "gates.min_within_20": "0.6",
+    "schedule.days.xgboost": "7",
+    "schedule.days.lstm": "14",
+    "schedule.days.gnn": "21",
+    "drift.retrain_features": '["all"]',
 }
 STATE_DATASET = "demo_state"
 ADAPT_SCHEDULE, REPORT_SCHEDULE = "adapt_retraining_schedule", "weekly_retraining_report"
@@ -149,9 +157,13 @@ class Demo:
     def setup(self, warmup_days: int) -> date:
         """Warm-up on a fresh platform: config, station graph, a training window of days, first models."""
         config = current_config(self.lake)
-        wanted = {k: v for k, v in DEMO_SETTINGS.items() if str(_get(config, k)) != v}
+        wanted = {k: v for k, v in DEMO_SETTINGS.items() if not _same(_get(config, k), v)}
         if wanted:
             self.materialize(["retraining_config"], {"ops": {"retraining_config": {"config": {"set": wanted}}}})
+            config = current_config(self.lake)
+            refused = sorted(k for k in wanted if not _same(_get(config, k), wanted[k]))
+            if refused:  # the config asset keeps the previous record when a value is invalid
+                raise RuntimeError(f"the demo's settings were not put in force: {refused} (see the retraining_config run)")
         self.materialize(["station_graph"])
         first = self.source.first_day()
         days = [first + timedelta(days=i) for i in range(warmup_days)]
@@ -267,8 +279,18 @@ def _quiet_terminal() -> None:
 
 
 def _get(config, dotted: str):
-    section, key = dotted.split(".")
-    return getattr(getattr(config, section), key)
+    node = config
+    for part in dotted.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
+
+
+def _same(value, text: str) -> bool:
+    """Is the setting ``value`` already what the demo's ``text`` (JSON for lists and maps) says?"""
+    try:
+        return value == json.loads(text)
+    except ValueError:
+        return str(value) == text
 
 
 def _mean(values) -> str:
