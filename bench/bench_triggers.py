@@ -356,8 +356,10 @@ def markdown(result: dict) -> str:
                           f"{run['cpus']} cores (1-minute load average {run['load_avg_before']} before, "
                           f"{run['load_avg_after']} after)."]
     what = "clean + faults + the policy backtest" if run.get("wall_seconds") is not None else "clean + faults"
-    lines += ["", f"Reproduce: `make bench-triggers{' BENCH_ARGS=--policies' if run.get('wall_seconds') else ''}` "
-                  f"({result['seconds']:.0f} s for {what} on this run)."]
+    args = " ".join(([] if not run.get("wall_seconds") else ["--policies"])
+                    + ([] if result.get("period", "scored") == "scored" else ["--period", result["period"]]))
+    flags = f' BENCH_ARGS="{args}"' if args else ""
+    lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("performance", "schedule"):
             per_year[name] = old.get("clean", {}).get("per_year", {}).get(name)
     result = {
-        "first": FIRST.isoformat(), "last": LAST.isoformat(),
+        "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},
