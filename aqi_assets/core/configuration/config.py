@@ -157,6 +157,8 @@ class DriftSettings(_Section):
     def _consistent(self):
         if self.onset_days > self.current_days:
             raise ValueError("onset_days must be ≤ current_days")
+        if self.cusum_retrain_h < self.cusum_large_h:
+            raise ValueError("cusum_retrain_h must be ≥ cusum_large_h (what retrains is also a finding)")
         return self
 
 

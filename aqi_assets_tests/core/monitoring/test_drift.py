@@ -98,6 +98,9 @@ def test_drift_settings_validation_names_the_field():
         parse_config({"drift": {"onset_days": 9}})
     with pytest.raises(ConfigError, match="drift.reference"):
         parse_config({"drift": {"reference": "last_year"}})
+    with pytest.raises(ConfigError, match="cusum_retrain_h must be ≥ cusum_large_h"):
+        parse_config({"drift": {"cusum_retrain_h": 6.0}})
+    assert parse_config({"drift": {"cusum_retrain_h": 8.0}}).drift.cusum_retrain_h == 8.0
 
 
 # ------------------------------------------------------------------ synthetic sketches

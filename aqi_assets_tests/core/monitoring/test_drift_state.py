@@ -111,7 +111,7 @@ def test_sensor_and_backtest_run_the_same_check(tmp_path):
     assert backtest_policies.check_drift is drift.check_drift
 
 
-SEQUENTIAL = DriftSettings(rule="sequential", reference_days=30, cusum_k=1.0, cusum_h=6.0, cusum_retrain_h=6.0,
+SEQUENTIAL = DriftSettings(rule="sequential", reference_days=30, cusum_k=1.0, cusum_h=6.0, cusum_large_h=6.0, cusum_retrain_h=6.0,
                            cusum_clip=4.0, retrain_features=None)
 
 
