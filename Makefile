@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export AQI_SOURCE ?= simulated:start=2024-04-01,scenario=sensor_recalibration@2024-05-13@S0005
 PYTEST_ARGS ?=
 
-.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-policies-extras bench-drift bench-sensor-load bench-triggers bench-import bench-retrain bench-preset-window validate clean
+.PHONY: install test demo dev screenshots bench bench-feature-stats bench-models bench-policies bench-policies-extras bench-drift bench-sensor-load bench-triggers bench-import bench-retrain bench-preset-window bench-peer-offsets validate clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-import: install
 
 bench-retrain: install
 	$(BIN)/python -m bench.bench_retrain $(BENCH_ARGS)
+
+# How steady a station's offset from its peers is on Beijing, and how big the benchmark's faults are in it.
+bench-peer-offsets: install
+	$(BIN)/python -m bench.bench_peer_offsets
 
 # The shipped presets against the previous ones on bench-retrain's window: bench/results/preset_window.json.
 bench-preset-window: install

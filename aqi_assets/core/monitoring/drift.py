@@ -748,9 +748,8 @@ def evaluate_drift(
         action[severity != ""] = "retrain"
         level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
     else:
-        level_drift = level.fired | strong_level.fired
-        spread_drift = (spread.fired | strong_spread.fired) & ~flat.fired
-        flat_drift = flat.fired
+        # a large-shift finding is folded into level/spread.fired; retraining implies a finding
+        level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
         # the window statistics stay in the table for reading; their rules are not applied
         mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
         severity[spread_drift] = "high"
