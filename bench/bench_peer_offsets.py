@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.common import write_result
+
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))
 FIRST, LAST = date(2015, 3, 1), date(2017, 2, 28)
 FLOORS = {"pm25": 10.0, "pm10": 20.0}
@@ -127,8 +128,7 @@ def main(argv: list[str]) -> None:
         "steadier_peers": {"pm25": steadier_peers(frame, "pm25")},
         "reproduce": "make bench-peer-offsets (= .venv/bin/python -m bench.bench_peer_offsets)",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "peer_offsets.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_result("peer_offsets", result)
     print(json.dumps(result, indent=1))
 
 

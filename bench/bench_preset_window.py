@@ -20,9 +20,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import machine_info
+from bench.common import machine_info, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))
 WINDOW_DAYS, SPLIT_DAYS = 365, 30
 #: The full presets before they were retrained to convergence (what ``make bench-retrain``'s
@@ -72,8 +71,7 @@ def main(argv: list[str]) -> None:
         "load_avg_before": before["load_avg_1m"], "load_avg_after": machine_info()["load_avg_1m"],
         "reproduce": "make bench-preset-window (= .venv/bin/python -m bench.bench_preset_window [models])",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "preset_window.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_result("preset_window", result)
     print(json.dumps(result, indent=1))
 
 
