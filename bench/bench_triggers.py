@@ -116,11 +116,17 @@ class Sketches:
         return Sketches(self.by_day, overrides)
 
 
-def load(directory: Path) -> tuple[pd.DataFrame, Sketches]:
+def load(directory: Path, stations: list[str] | None = None) -> tuple[pd.DataFrame, Sketches]:
+    """Every station-day of the data (only ``stations`` if given) and its sketches."""
     from aqi_assets.core.data.sources.prsa import prsa_source
 
     frame = prsa_source(str(directory)).read_range(DATA_FIRST, LAST)
     frame[STATION] = frame[STATION].astype(str)
+    if stations:
+        unknown = sorted(set(stations) - set(frame[STATION].unique()))
+        if unknown:
+            raise SystemExit(f"--stations: {unknown} not in {directory} (stations: {sorted(frame[STATION].unique())})")
+        frame = frame[frame[STATION].isin(stations)].reset_index(drop=True)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP])
     stats = sketch_station_days(frame)
     by_day = {day: part.reset_index(drop=True) for day, part in stats.groupby(stats["date"].dt.date)}
@@ -300,7 +306,8 @@ def sweep_markdown(result: dict, suffix: str = "") -> str:
 def markdown(result: dict) -> str:
     clean, faults = result["clean"], result["faults"]
     lines = [
-        f"# Trigger benchmark on Beijing, {result['first']}..{result['last']} ({clean['days']} days)",
+        f"# Trigger benchmark on Beijing, {result['first']}..{result['last']} ({clean['days']} days, "
+        f"{result.get('stations', 12)} stations)",
         "",
         f"Drift rule: `{result['drift_settings']['rule']}` ({result['rule_note']}).",
         "",
@@ -355,9 +362,14 @@ def markdown(result: dict) -> str:
                           f"({run['fit_cpu_seconds']:.0f} CPU s of fitting), {run['wall_seconds'] / 60:.1f} min wall on "
                           f"{run['cpus']} cores (1-minute load average {run['load_avg_before']} before, "
                           f"{run['load_avg_after']} after)."]
-    what = "clean + faults + the policy backtest" if run.get("wall_seconds") is not None else "clean + faults"
-    args = " ".join(([] if not run.get("wall_seconds") else ["--policies"])
-                    + ([] if result.get("period", "scored") == "scored" else ["--period", result["period"]]))
+    ran_policies = run.get("wall_seconds") is not None and not run.get("carried_over")
+    what = "clean + faults + the policy backtest" if ran_policies else "clean + faults"
+    if run.get("carried_over"):
+        lines += ["", "The policies are those of the last `--policies` run, kept: the drift figures above are "
+                      "from this run."]
+    args = " ".join((["--policies"] if ran_policies else [])
+                    + ([] if result.get("period", "scored") == "scored" else ["--period", result["period"]])
+                    + (["--stations", ",".join(result["station_subset"])] if result.get("station_subset") else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
@@ -372,16 +384,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="scored: 2015-03..2017-02 (the committed figures); dev: 2013-04..2015-02, where the "
                              "thresholds were chosen (writes *_dev files)")
     parser.add_argument("--data", default=str(BEIJING))
+    parser.add_argument("--stations", default=None,
+                        help="comma-separated stations: replay a smaller network (writes *_<n>stations files)")
     args = parser.parse_args(argv)
+    stations = [s.strip() for s in args.stations.split(",") if s.strip()] if args.stations else None
+    if stations and args.policies:
+        parser.error("--policies replays the whole network; run it without --stations")
     global FIRST, LAST
     FIRST, LAST = PERIODS[args.period]
-    suffix = "" if args.period == "scored" else f"_{args.period}"
+    suffix = ("" if args.period == "scored" else f"_{args.period}") + (f"_{len(stations)}stations" if stations else "")
     clock = time.perf_counter()
     config = RetrainingConfig()
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
     print(f"reading {args.data} and sketching every station-day ...", flush=True)
-    frame, sketches = load(Path(args.data))
+    frame, sketches = load(Path(args.data), stations)
     print(f"  {len(frame):,} rows, {len(sketches.by_day)} days sketched in {time.perf_counter() - clock:.0f} s", flush=True)
     days = days_between(FIRST, LAST)
     if args.sweep:
@@ -398,10 +415,13 @@ def main(argv: list[str] | None = None) -> None:
     elif previous.is_file():
         old = json.loads(previous.read_text())
         policies, policy_run = old.get("policies", {}), old.get("policy_run", {})
-        for name in ("performance", "schedule"):
-            per_year[name] = old.get("clean", {}).get("per_year", {}).get(name)
+        per_year.update({name: value for name, value in old.get("clean", {}).get("per_year", {}).items()
+                         if name != "drift"})
+        if policy_run:
+            policy_run = {**policy_run, "carried_over": True}  # from an earlier --policies run
     result = {
         "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
+        "stations": int(frame[STATION].nunique()), "station_subset": stations,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

@@ -132,7 +132,8 @@ class DriftSettings(_Section):
     reference_days: int = Field(30, ge=1, description="days per reference year (seasonal) or in total (recent)")
     reference: Literal["seasonal", "recent"] = "seasonal"
     seasonal_years: int = Field(2, ge=1, le=10, description="earlier years searched for the same weeks")
-    min_peers: int = Field(5, ge=3, description="stations a day needs for the network comparison")
+    min_peers: int = Field(3, ge=3, description="stations a day needs for the network comparison (the station and "
+                           "at least two peers)")
     min_current_values: int = Field(12, ge=1, description="hourly values a current window needs to be tested")
     min_reference_values: int = Field(72, ge=1, description="hourly values a reference window needs")
     cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one")

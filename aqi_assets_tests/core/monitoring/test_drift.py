@@ -398,3 +398,26 @@ def test_drift_retrains_on_the_forecast_target_unless_told_otherwise():
     assert no2.drift_in_force().retrain_features == ["no2"]  # follows the target, whatever it is
     assert no2.with_overrides({"drift.retrain_features": '["o3", "no2"]'}).drift_in_force().retrain_features == ["o3", "no2"]
     assert no2.with_overrides({"drift.retrain_features": '["all"]'}).drift_in_force().retrain_features is None
+
+
+def test_the_peer_comparison_works_from_three_stations():
+    from aqi_assets.core.monitoring.drift import _peer_offsets
+
+    series = np.array([[0.0, 0.0], [0.2, 0.2], [1.0, np.nan]])  # 3 stations × 1 feature, 2 days
+    offsets = _peer_offsets(series, (3, 1), min_peers=3)
+    np.testing.assert_allclose(offsets[:, 0], [-0.2, 0.0, 0.8])
+    assert np.isnan(offsets[:, 1]).all()  # two stations that day: no comparison
+    assert RetrainingConfig().drift.min_peers == 3
+
+
+def test_a_network_too_small_for_the_peer_comparison_says_so():
+    days = days_from(date(2025, 3, 1), 40)
+    source = SimulatedSource(seed=5, n_stations=2, start=days[0], end=days[-1])
+    stats = sketch_days([source.read_day(d) for d in days], days)
+    settings = RetrainingConfig().drift_in_force()
+    report = check_drift(stats, days[-1], settings)
+    assert report.table["level_cusum"].isna().all()
+    assert "needs 3 stations with readings (drift.min_peers); this network has 2" in report.summary()
+    three = SimulatedSource(seed=5, n_stations=3, start=days[0], end=days[-1])
+    followed = check_drift(sketch_days([three.read_day(d) for d in days], days), days[-1], settings)
+    assert followed.table["level_cusum"].notna().any() and "drift.min_peers" not in followed.summary()
