@@ -9,11 +9,17 @@ learning rate 0.05, depth 8, 256 bins; the LSTM up to 8 epochs; the GNN's recurr
 sequence encoder with a 480 s budget). Both run with the torch thread choice of today, so
 only accuracy is compared like with like; the seconds are context. Writes
 ``bench/results/preset_window.json``.
+
+``--seeds N`` (XGBoost only; ``make bench-preset-window BENCH_ARGS="xgboost --seeds 5"``) fits
+both presets with seeds 0..N−1 and writes ``preset_window_seeds.json``: each preset's mean and
+spread over seeds, so a difference between two single fits can be set against what a reseed
+alone moves.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -35,12 +41,38 @@ PREVIOUS_PRESETS: dict[str, dict] = {
 }
 
 
+def seeded(model: str, frame, graph, settings, seeds: int) -> dict:
+    """Both presets of ``model`` fitted with seeds 0..``seeds``−1: RMSE per seed, mean and sd."""
+    import statistics
+
+    from aqi_assets.core.training.candidate import train_candidate
+
+    out: dict[str, dict] = {}
+    for label, overrides in (("shipped", {}), ("previous", PREVIOUS_PRESETS[model])):
+        rmses = []
+        for seed in range(seeds):
+            candidate = train_candidate(model, frame, graph, settings, **{**overrides, "seed": seed})
+            rmses.append(round(candidate.metrics["rmse"], 3))
+            print(f"  {model} {label} seed {seed}: RMSE {rmses[-1]:.3f}", flush=True)
+        out[label] = {"rmse_by_seed": rmses, "mean": round(statistics.mean(rmses), 3),
+                      "sd": round(statistics.stdev(rmses), 3) if seeds > 1 else None, "overrides": overrides}
+    diff = out["shipped"]["mean"] - out["previous"]["mean"]
+    pooled = math.sqrt(((out["shipped"]["sd"] or 0) ** 2 + (out["previous"]["sd"] or 0) ** 2) / seeds)
+    out["mean_difference"] = round(diff, 3)
+    out["difference_standard_error"] = round(pooled, 3)
+    return out
+
+
 def main(argv: list[str]) -> None:
     from aqi_assets.core.configuration.config import TrainingSettings
     from aqi_assets.core.data.sources.prsa import prsa_source
     from aqi_assets.core.data.station_graph import build_station_graph
     from aqi_assets.core.training.candidate import train_candidate
 
+    seeds = 0
+    if "--seeds" in argv:
+        at = argv.index("--seeds")
+        seeds, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
     models = argv[0].split(",") if argv else list(PREVIOUS_PRESETS)
     source = prsa_source(str(BEIJING))
     last = source.last_day()
@@ -49,6 +81,16 @@ def main(argv: list[str]) -> None:
     graph = build_station_graph(source.stations())
     settings = TrainingSettings(window_days=WINDOW_DAYS, validation_days=SPLIT_DAYS, holdout_days=SPLIT_DAYS)
     before = machine_info()
+    if seeds:
+        if models != ["xgboost"]:
+            raise SystemExit("--seeds compares the XGBoost presets only: bench_preset_window xgboost --seeds N")
+        result = {"window": {"first": first.isoformat(), "last": last.isoformat()}, "seeds": seeds,
+                  "xgboost": seeded("xgboost", frame, graph, settings, seeds),
+                  "load_avg_before": before["load_avg_1m"], "load_avg_after": machine_info()["load_avg_1m"],
+                  "reproduce": f'make bench-preset-window BENCH_ARGS="xgboost --seeds {seeds}"'}
+        write_result("preset_window_seeds", result)
+        print(json.dumps(result, indent=1))
+        return
     out: dict[str, dict] = {}
     for model in models:
         for label, overrides in (("shipped", {}), ("previous", PREVIOUS_PRESETS[model])):
