@@ -29,11 +29,18 @@ drift rule (e.g. ``seed``) and writes ``triggers_<rule>.json`` / ``.md`` instead
 ``--sweep`` replays clean + faults at each of ``OPERATING_POINTS`` (drift settings that replace
 the shipped ones) and writes the trade-off between clean-data triggers and alerts and fault
 detection to ``triggers_sweep.json`` / ``.md``: what a more sensitive setting buys and costs.
+
+Your own network: ``--source <AQI_SOURCE spec>`` (``csv:<dir>``, ``prsa:<dir>``, ...) replays
+every day it holds after a 45-day warm-up, ``--stations a,b,c`` a subset of any network, and
+``--target`` the pollutant drift retrains on. A fault kind whose pollutant the network does not
+measure is injected into the target (steps) or another measured pollutant (spread); one whose
+weather column is missing is skipped, and the report says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -62,6 +69,8 @@ DATA_FIRST = date(2013, 3, 1)
 CASES = 20
 DETECT_DAYS = 7
 SEED = 2015
+#: ``--source``: days before the replay starts, so the first checks have a reference.
+WARM_UP_DAYS = 45
 #: ``--sweep``: drift settings replayed beside the shipped ones (each replaces only what it names).
 OPERATING_POINTS: list[dict] = [
     {},
@@ -116,21 +125,37 @@ class Sketches:
         return Sketches(self.by_day, overrides)
 
 
-def load(directory: Path, stations: list[str] | None = None) -> tuple[pd.DataFrame, Sketches]:
-    """Every station-day of the data (only ``stations`` if given) and its sketches."""
-    from aqi_assets.core.data.sources.prsa import prsa_source
+def load(spec: str, stations: list[str] | None = None, first: date = DATA_FIRST, last: date | None = None
+         ) -> tuple[pd.DataFrame, Sketches]:
+    """Every station-day the source ``spec`` holds from ``first`` (only ``stations`` if given), sketched."""
+    from aqi_assets.core.data.sources import source_from_spec
 
-    frame = prsa_source(str(directory)).read_range(DATA_FIRST, LAST)
+    source = source_from_spec(spec)
+    frame = source.read_range(first, last or LAST)
     frame[STATION] = frame[STATION].astype(str)
     if stations:
         unknown = sorted(set(stations) - set(frame[STATION].unique()))
         if unknown:
-            raise SystemExit(f"--stations: {unknown} not in {directory} (stations: {sorted(frame[STATION].unique())})")
+            raise SystemExit(f"--stations: {unknown} not in {spec} (stations: {sorted(frame[STATION].unique())})")
         frame = frame[frame[STATION].isin(stations)].reset_index(drop=True)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP])
     stats = sketch_station_days(frame)
     by_day = {day: part.reset_index(drop=True) for day, part in stats.groupby(stats["date"].dt.date)}
     return frame, Sketches(by_day)
+
+
+def source_days(spec: str) -> tuple[date, date]:
+    """The days a source's replay covers: all it holds after ``WARM_UP_DAYS`` (references need a past)."""
+    from aqi_assets.core.data.sources import source_from_spec
+
+    source = source_from_spec(spec)
+    first, last = source.first_day(), source.last_day()
+    if last is None:
+        raise SystemExit(f"--source {spec}: the source has no last day; give it an end (e.g. simulated:end=...)")
+    if (last - first).days < WARM_UP_DAYS + 2 * DETECT_DAYS:
+        raise SystemExit(f"--source {spec}: {first}..{last} is too short; the replay needs more than "
+                         f"{WARM_UP_DAYS + 2 * DETECT_DAYS} days")
+    return first + timedelta(days=WARM_UP_DAYS), last
 
 
 # --- the drift sensor replayed -----------------------------------------------------------------
@@ -142,6 +167,8 @@ class DayCheck:
     triggered: bool
     severity: str | None
     references: dict
+    #: flat-lining pairs on a day without a trigger: the sensor pushes a ``sensor_error`` alert
+    flat: list[tuple[str, str]] = field(default_factory=list)
 
 
 def check(sketches: Sketches, day: date, settings: DriftSettings, state: DriftState) -> DriftReport | None:
@@ -160,8 +187,11 @@ def replay(sketches: Sketches, days: list[date], settings: DriftSettings, state:
             triggers = report.triggers(last_triggered_on=state.last_trigger)
             flagged = [(str(r.station), str(r.feature)) for r in report.flagged.itertuples(index=False)]
             retrain = [(str(r.station), str(r.feature)) for r in report.retrain_rows.itertuples(index=False)]
+            alerts = report.alert_rows
+            flat = [] if triggers else [(str(r.station), str(r.feature))
+                                        for r in alerts[alerts["flatline"].astype(bool)].itertuples(index=False)]
             checks.append(DayCheck(day, flagged, retrain, bool(triggers), triggers[0].severity if triggers else None,
-                                   report.references()))
+                                   report.references(), flat))
             if triggers:
                 state = state.fired(report)
         states.append(state)
@@ -195,20 +225,47 @@ def clean_summary(checks: list[DayCheck]) -> dict:
         "mean_pairs_flagged_per_day": round(float(np.mean([len(c.flagged) for c in checks])), 3),
         "days_with_a_flag": sum(1 for c in checks if c.flagged),
         "alert_only_days_per_year": round(sum(1 for c in checks if c.flagged and not c.retrain) / years, 1),
+        # what reaches the operator besides retraining: one sensor_error alert a day with a flat line
+        "pushed_alerts_per_year": round(sum(1 for c in checks if c.flat) / years, 1),
+        "flat_line_pairs": dict(Counter(f"{s}/{f}" for c in checks for s, f in c.flat).most_common(10)),
         "most_flagged_pairs": dict(flagged_pairs.most_common(10)),
         "reference_pair_tests": dict(kinds),
         "smallest_reference_days": smallest,
     }
 
 
+def fault_column(kind: str, frame: pd.DataFrame, target: str) -> tuple[str | None, str | None]:
+    """(column the kind is injected into, why not: ``None`` when it can run). A pollutant the
+    network does not measure is replaced: a step by the forecast target, a spread by another
+    measured pollutant; ``stuck`` draws from the measured pollutants (``None`` column)."""
+    measured = [p for p in POLLUTANTS if p in frame.columns and frame[p].notna().any()]
+    column = BENCHMARK_FAULTS[kind]["column"]
+    if not measured:
+        return None, "the network measures no pollutant"
+    if column is None or (column in frame.columns and frame[column].notna().any()):
+        return column, None
+    if column not in POLLUTANTS:
+        return None, f"the network does not measure {column}"
+    if BENCHMARK_FAULTS[kind]["mode"] == "step":
+        return (target if target in measured else measured[0]), None
+    others = [p for p in measured if p != target]
+    return (others or measured)[0], None
+
+
 def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings, clean: list[DayCheck],
-                states: list[DriftState], kind: str, seed: int) -> dict:
+                states: list[DriftState], kind: str, seed: int, target: str = "pm25") -> dict:
     """Inject ``CASES`` faults of ``kind`` and replay the sensor from each start for ``DETECT_DAYS`` days."""
     stations = sorted(frame[STATION].unique())
-    measured = [p for p in POLLUTANTS if p in frame.columns]
+    measured = [p for p in POLLUTANTS if p in frame.columns and frame[p].notna().any()]
+    column, skipped = fault_column(kind, frame, target)
+    if skipped:
+        return {"cases": 0, "detected": 0, "named_first": 0, "median_delay_days": None, "skipped": skipped,
+                "records": []}
     index = {c.day: i for i, c in enumerate(clean)}
     faults = seeded_faults(kind, stations, FIRST + timedelta(days=1), LAST - timedelta(days=DETECT_DAYS),
                            cases=CASES, seed=seed, columns=measured)
+    if column is not None and column != BENCHMARK_FAULTS[kind]["column"]:
+        faults = [dataclasses.replace(f, column=column) for f in faults]
     records = []
     for fault in faults:
         days = days_between(fault.start, fault.start + timedelta(days=DETECT_DAYS - 1))
@@ -234,13 +291,13 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
         "detected": sum(r["detected"] for r in records),
         "named_first": sum(r["named_first"] for r in records),
         "median_delay_days": statistics.median(delays) if delays else None,
-        "fault": {k: v for k, v in BENCHMARK_FAULTS[kind].items()},
+        "fault": {**BENCHMARK_FAULTS[kind], **({"column": column} if column else {})},
         "records": records,
     }
 
 
 def clean_and_faults(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings, days: list[date],
-                     clock: float) -> tuple[dict, dict]:
+                     clock: float, target: str = "pm25") -> tuple[dict, dict]:
     """The clean replay's summary and every fault kind's cases, under ``settings``."""
     checks, states = replay(sketches, days, settings, DriftState())
     drift = clean_summary(checks)
@@ -248,8 +305,11 @@ def clean_and_faults(frame: pd.DataFrame, sketches: Sketches, settings: DriftSet
           f"in {time.perf_counter() - clock:.0f} s; drivers {drift['drivers']}", flush=True)
     faults = {}
     for i, kind in enumerate(BENCHMARK_FAULTS):
-        faults[kind] = fault_cases(frame, sketches, settings, checks, states, kind, SEED + i)
+        faults[kind] = fault_cases(frame, sketches, settings, checks, states, kind, SEED + i, target)
         f = faults[kind]
+        if f.get("skipped"):
+            print(f"{kind}: skipped, {f['skipped']}", flush=True)
+            continue
         print(f"{kind}: detected {f['detected']}/{f['cases']}, named first {f['named_first']}, "
               f"median delay {f['median_delay_days']} ({time.perf_counter() - clock:.0f} s)", flush=True)
     return drift, faults
@@ -306,7 +366,8 @@ def sweep_markdown(result: dict, suffix: str = "") -> str:
 def markdown(result: dict) -> str:
     clean, faults = result["clean"], result["faults"]
     lines = [
-        f"# Trigger benchmark on Beijing, {result['first']}..{result['last']} ({clean['days']} days, "
+        f"# Trigger benchmark on {result.get('source') or 'Beijing'}, {result['first']}..{result['last']} "
+        f"({clean['days']} days, "
         f"{result.get('stations', 12)} stations)",
         "",
         f"Drift rule: `{result['drift_settings']['rule']}` ({result['rule_note']}).",
@@ -324,7 +385,10 @@ def markdown(result: dict) -> str:
         value = per_year.get(name)
         lines.append(f"| {name} | {'—' if value is None else value} | "
                      f"{'from the deployed policy backtest' if value is not None else 'run with --policies'} |")
-    lines += ["", f"Days with findings that only alert (no retrain): {drift['alert_only_days_per_year']} per year.",
+    pushed = drift.get("pushed_alerts_per_year")
+    lines += ["", f"Days with findings that only alert (no retrain): {drift['alert_only_days_per_year']} per year"
+              + (f"; of them pushed as a `sensor_error` alert (a flat line): {pushed} per year" if pushed is not None
+                 else "") + ".",
               "", "Drift triggers were driven by (first station-feature that retrains): "
               + (", ".join(f"{k} ×{v}" for k, v in drift["drivers"].items()) or "none") + ".", ""]
     lines += [f"References used by the tests (pair-days): {drift['reference_pair_tests']}; "
@@ -335,8 +399,13 @@ def markdown(result: dict) -> str:
               "| fault | cases | detected | named first | median delay (days) | triggered a retrain |",
               "|---|---|---|---|---|---|"]
     for kind, f in faults.items():
+        if f.get("skipped"):
+            lines.append(f"| {kind} | — | skipped: {f['skipped']} | | | |")
+            continue
         triggered = sum(r["triggered"] for r in f["records"])
-        lines.append(f"| {kind} | {f['cases']} | {f['detected']} | {f['named_first']} | "
+        column, usual = f["fault"].get("column"), BENCHMARK_FAULTS[kind]["column"]
+        label = kind if column in (None, usual) else f"{kind} (on {column}; {usual} not measured)"
+        lines.append(f"| {label} | {f['cases']} | {f['detected']} | {f['named_first']} | "
                      f"{f['median_delay_days']} | {triggered} |")
     policies = result.get("policies") or {}
     run = result.get("policy_run") or {}
@@ -365,11 +434,14 @@ def markdown(result: dict) -> str:
     ran_policies = run.get("wall_seconds") is not None and not run.get("carried_over")
     what = "clean + faults + the policy backtest" if ran_policies else "clean + faults"
     if run.get("carried_over"):
-        lines += ["", "The policies are those of the last `--policies` run, kept: the drift figures above are "
-                      "from this run."]
+        period = "" if result.get("period", "scored") == "scored" else f" --period {result['period']}"
+        lines += ["", f"The policies are those of the last `make bench-triggers BENCH_ARGS=\"--policies{period}\"` "
+                      "run, kept; the drift figures above are from this run."]
     args = " ".join((["--policies"] if ran_policies else [])
                     + ([] if result.get("period", "scored") == "scored" else ["--period", result["period"]])
-                    + (["--stations", ",".join(result["station_subset"])] if result.get("station_subset") else []))
+                    + (["--stations", ",".join(result["station_subset"])] if result.get("station_subset") else [])
+                    + (["--source", result["source"], "--name", result["name"]] if result.get("source") else [])
+                    + (["--target", result["target"]] if result.get("target") else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
@@ -383,27 +455,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period", choices=sorted(PERIODS), default="scored",
                         help="scored: 2015-03..2017-02 (the committed figures); dev: 2013-04..2015-02, where the "
                              "thresholds were chosen (writes *_dev files)")
-    parser.add_argument("--data", default=str(BEIJING))
+    parser.add_argument("--data", default=str(BEIJING), help="the Beijing (PRSA) directory")
+    parser.add_argument("--source", default=None,
+                        help="replay another network instead: any AQI_SOURCE spec (csv:<dir>, prsa:<dir>, "
+                             "simulated:...), every day it holds after a 45-day warm-up; writes triggers_<name>.*")
+    parser.add_argument("--name", default="custom", help="with --source: the result files' name (triggers_<name>)")
+    parser.add_argument("--target", default=None, help="the forecast target drift retrains on (training.target)")
     parser.add_argument("--stations", default=None,
                         help="comma-separated stations: replay a smaller network (writes *_<n>stations files)")
     args = parser.parse_args(argv)
     stations = [s.strip() for s in args.stations.split(",") if s.strip()] if args.stations else None
-    if stations and args.policies:
-        parser.error("--policies replays the whole network; run it without --stations")
+    if (stations or args.source) and args.policies:
+        parser.error("--policies replays the whole Beijing network; run it without --stations or --source")
+    if args.source and (args.period != "scored" or args.sweep):
+        parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
     global FIRST, LAST
-    FIRST, LAST = PERIODS[args.period]
-    suffix = ("" if args.period == "scored" else f"_{args.period}") + (f"_{len(stations)}stations" if stations else "")
+    spec = args.source or f"prsa:{args.data}"
+    FIRST, LAST = source_days(spec) if args.source else PERIODS[args.period]
+    suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
+        + (f"_{len(stations)}stations" if stations else "")
     clock = time.perf_counter()
-    config = RetrainingConfig()
+    config = RetrainingConfig() if args.target is None else RetrainingConfig().with_overrides({"training.target": args.target})
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
-    print(f"reading {args.data} and sketching every station-day ...", flush=True)
-    frame, sketches = load(Path(args.data), stations)
+    print(f"reading {spec} and sketching every station-day ...", flush=True)
+    frame, sketches = load(spec, stations, first=FIRST - timedelta(days=WARM_UP_DAYS) if args.source else DATA_FIRST)
     print(f"  {len(frame):,} rows, {len(sketches.by_day)} days sketched in {time.perf_counter() - clock:.0f} s", flush=True)
     days = days_between(FIRST, LAST)
     if args.sweep:
         return sweep(frame, sketches, settings, days, clock, suffix)
-    drift, faults = clean_and_faults(frame, sketches, settings, days, clock)
+    drift, faults = clean_and_faults(frame, sketches, settings, days, clock, config.training.target)
     previous = RESULTS / f"{stem}.json"
     policies, policy_run = {}, {}
     per_year = {"drift": drift["per_year"], "performance": None, "schedule": None}
@@ -412,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
 
         policies, per_year_extra, policy_run = run_policies(args.data, args.period)
         per_year.update(per_year_extra)
-    elif previous.is_file():
+    elif previous.is_file() and not args.source:  # Beijing's policies do not belong to another network
         old = json.loads(previous.read_text())
         policies, policy_run = old.get("policies", {}), old.get("policy_run", {})
         per_year.update({name: value for name, value in old.get("clean", {}).get("per_year", {}).items()
@@ -421,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
             policy_run = {**policy_run, "carried_over": True}  # from an earlier --policies run
     result = {
         "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
-        "stations": int(frame[STATION].nunique()), "station_subset": stations,
+        "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
+        "name": args.name if args.source else None, "target": args.target,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

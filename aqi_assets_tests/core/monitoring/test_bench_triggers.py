@@ -79,3 +79,31 @@ def test_deployed_goal_compares_with_the_best_fixed_schedule_and_its_retrains():
     assert "**not met**" in text and "best fixed schedule fixed_14: RMSE 10.000, 20 retrains" in text
     assert "retrains 35% of the schedule's (above 30 %)" in text
     assert "9 models (40 CPU s of fitting), 1.5 min wall" in text
+
+
+def test_the_trigger_benchmark_replays_any_source_with_what_it_measures(tmp_path, monkeypatch):
+    import json
+
+    import bench.bench_triggers as bench_triggers
+
+    monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
+    for name in ("FIRST", "LAST"):  # main() sets the replay's days; put them back afterwards
+        monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    source = "simulated:stations=4,start=2024-01-01,end=2024-04-30,columns=no2+o3+temperature"
+    bench_triggers.main(["--source", source, "--name", "small", "--target", "no2"])
+    result = json.loads((tmp_path / "triggers_small.json").read_text())
+    assert (result["stations"], result["source"], result["first"]) == (4, source, "2024-02-15")
+    faults = result["faults"]
+    # no PM2.5 or PM10 here: the step goes to the target, the spread to another pollutant
+    assert faults["pm25_step"]["fault"]["column"] == "no2" and faults["pm25_step"]["cases"] == 20
+    assert {r["column"] for r in faults["pm25_step"]["records"]} == {"no2"}
+    assert faults["pm10_spread"]["fault"]["column"] == "o3"
+    assert faults["wind_speed_step"] == {**faults["wind_speed_step"], "cases": 0,
+                                         "skipped": "the network does not measure wind_speed"}
+    assert faults["stuck"]["detected"] >= 16  # a flat line is certain, whatever the network
+    assert result["clean"]["drift"]["triggers"] == 0
+    text = (tmp_path / "triggers_small.md").read_text()
+    assert "pm25_step (on no2; pm25 not measured)" in text and "skipped: the network does not measure wind_speed" in text
+    assert f'--source {source} --name small --target no2' in text
+    with pytest.raises(SystemExit):  # Beijing's policy replay does not belong to another network
+        bench_triggers.main(["--source", source, "--policies"])

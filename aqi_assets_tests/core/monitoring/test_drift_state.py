@@ -154,19 +154,27 @@ def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
     assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
 
 
-def test_a_flat_line_at_the_lowest_value_the_sensor_reads_is_a_detection_limit_not_a_fault():
+def test_a_flat_line_at_the_sensors_floor_is_not_a_fault_but_one_above_it_is():
     stats = small_network_stats(seed=6)
     day = FIRST + timedelta(days=50)
     pair = (stats["station"] == "T4") & (stats["feature"] == "pm25")
-    lowest = stats.loc[pair & (stats["date"] < pd.Timestamp(day - timedelta(days=7))), "min"].min()
+    reference = pair & (stats["date"] < pd.Timestamp(day - timedelta(days=7)))
+    # the lower quartile of the daily minima: a sensor near its detection limit, or reading in
+    # coarse steps, sits there all day on a clean day (Beijing: SO2 at 3, CO at 200)
+    floor = float(np.quantile(stats.loc[reference, "min"], 0.25))
     last = pair & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
-    at_limit = stats.copy()
-    at_limit.loc[last, ["sum", "sum_sq", "min", "max"]] = [lowest * 24, lowest**2 * 24, lowest, lowest]
-    assert not check_drift(at_limit, day, SEQUENTIAL).table.query("station == 'T4' and feature == 'pm25'")["flatline"].any()
-    above = stats.copy()  # the same flat day one unit above the lowest reading: a stuck sensor
-    value = lowest + 1.0
-    above.loc[last, ["sum", "sum_sq", "min", "max"]] = [value * 24, value**2 * 24, value, value]
-    row = check_drift(above, day, SEQUENTIAL).flagged.iloc[0]
+
+    def flat_at(value: float) -> pd.DataFrame:
+        flat = stats.copy()
+        flat.loc[last, ["sum", "sum_sq", "min", "max"]] = [value * 24, value**2 * 24, value, value]
+        return flat
+
+    for value in (stats.loc[reference, "min"].min(), floor):
+        table = check_drift(flat_at(value), day, SEQUENTIAL).table
+        assert not table.query("station == 'T4' and feature == 'pm25'")["flatline"].any()
+    typical = float(stats.loc[reference, "mean"].median())  # stuck at an ordinary reading: a fault
+    assert typical > floor + 1.0
+    row = check_drift(flat_at(typical), day, SEQUENTIAL).flagged.iloc[0]
     assert (row["station"], row["feature"], bool(row["flatline"])) == ("T4", "pm25", True)
 
 
