@@ -136,7 +136,8 @@ class DriftSettings(_Section):
                            "at least two peers)")
     min_current_values: int = Field(12, ge=1, description="hourly values a current window needs to be tested")
     min_reference_values: int = Field(72, ge=1, description="hourly values a reference window needs")
-    cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one")
+    cooldown_days: int = Field(7, ge=0, description="no new drift trigger this soon after one; a sensor that stays "
+                               "flat is alerted again after this many days")
     cusum_k: float = Field(
         0.75, ge=0, description="sequential, small-shift chart: allowance per day, in reference standard deviations",
     )

@@ -78,7 +78,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -774,7 +774,8 @@ def evaluate_drift(
         mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
         severity[spread_drift] = "high"
         severity[level_drift] = "critical"
-        strong = strong_level.fired | (strong_spread.fired & spread_drift)
+        # a pair with a flat day in the window never retrains: its offset moved because the sensor stuck
+        strong = (strong_level.fired | (strong_spread.fired & spread_drift)) & (flat.days == 0)
         action[level_drift | spread_drift] = "alert"
         action[strong] = "retrain"
         severity[flat_drift & ~level_drift] = "medium"
@@ -952,10 +953,24 @@ class DriftState:
     (station, feature) the first day of that pair's own reference — the pairs a requested
     trigger concerned; after the retrain their new level is the normal. Every other pair keeps
     the configured (seasonal) reference, so one trigger never shrinks the whole reference.
+    ``flat_alerted``: per flat-lining (station, feature) the day it was last alerted, so a
+    sensor stuck for weeks is one alert and a reminder every ``cooldown_days``, not one a day.
     """
 
     last_trigger: date | None = None
     resets: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    flat_alerted: Mapping[tuple[str, str], date] = field(default_factory=dict)
+
+    def flat_line_alerts(self, report: DriftReport) -> tuple[list[tuple[str, str]], DriftState]:
+        """The flat-lining pairs of ``report`` to alert now (new, or last alerted ``cooldown_days``
+        or more ago) and the state that remembers them."""
+        today = report.current_days[-1]
+        cooldown = report.settings.cooldown_days
+        rows = report.alert_rows
+        flat = [(str(r.station), str(r.feature)) for r in rows[rows["flatline"].astype(bool)].itertuples(index=False)]
+        recent = {pair: day for pair, day in self.flat_alerted.items() if 0 <= (today - day).days < max(cooldown, 1)}
+        due = [pair for pair in flat if pair not in recent]
+        return due, replace(self, flat_alerted={**recent, **{pair: today for pair in due}})
 
     def fired(self, report: DriftReport) -> DriftState:
         """The state after ``report``'s trigger was requested: cooldown from its last day, and its
@@ -970,12 +985,13 @@ class DriftState:
         resets = {pair: day for pair, day in self.resets.items() if (after - day).days <= reach}
         for row in report.retrain_rows[["station", "feature"]].itertuples(index=False):
             resets[(str(row.station), str(row.feature))] = after
-        return DriftState(last, resets)
+        return DriftState(last, resets, self.flat_alerted)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last_trigger": self.last_trigger.isoformat() if self.last_trigger else None,
             "resets": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.resets.items())],
+            "flat_alerted": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.flat_alerted.items())],
         }
 
     @classmethod
@@ -986,8 +1002,9 @@ class DriftState:
         if isinstance(value, str):
             return cls(date.fromisoformat(value))
         last = value.get("last_trigger")
-        resets = {(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get("resets", [])}
-        return cls(date.fromisoformat(last) if last else None, resets)
+        resets, flat = ({(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get(key, [])}
+                        for key in ("resets", "flat_alerted"))
+        return cls(date.fromisoformat(last) if last else None, resets, flat)
 
 
 #: ``read(days)``: the ``feature_stats`` rows of ``days`` (e.g. from the lake).

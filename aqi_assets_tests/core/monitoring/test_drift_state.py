@@ -178,6 +178,32 @@ def test_a_flat_line_at_the_sensors_floor_is_not_a_fault_but_one_above_it_is():
     assert (row["station"], row["feature"], bool(row["flatline"])) == ("T4", "pm25", True)
 
 
+def test_a_stuck_sensor_is_alerted_when_it_starts_reminded_weekly_and_never_retrained():
+    stats = small_network_stats(days=70, seed=6)
+    start = FIRST + timedelta(days=49)
+    for station, feature, first in (("T4", "pm25", start), ("T1", "wind_speed", start + timedelta(days=3))):
+        pair = (stats["station"] == station) & (stats["feature"] == feature)
+        value = float(stats.loc[pair, "mean"].median())  # its ordinary level, all day
+        stuck = pair & (stats["date"] >= pd.Timestamp(first))
+        stats.loc[stuck, ["sum", "sum_sq", "min", "max"]] = [value * 24, value**2 * 24, value, value]
+    state, alerted, level = DriftState(), {}, []
+    for offset in range(12):  # one check a day, as the sensor
+        day = start + timedelta(days=offset)
+        report = check_drift(stats, day, SEQUENTIAL, state)
+        # stuck at its usual level while the weather moves its peers: the level chart sees it
+        # too, but a pair with a flat day never retrains; the flat line alerts
+        assert report.triggers() == []
+        level.append(bool(report.flagged.query("station == 'T4'")["level_drift"].any()))
+        due, state = state.flat_line_alerts(report)
+        alerted[offset] = due
+    assert alerted[0] == [("T4", "pm25")] and alerted[3] == [("T1", "wind_speed")]
+    # T4 again after the 7-day cooldown (a reminder), T1 a week after its own first alert
+    assert {offset: pairs for offset, pairs in alerted.items() if pairs} == {
+        0: [("T4", "pm25")], 3: [("T1", "wind_speed")], 7: [("T4", "pm25")], 10: [("T1", "wind_speed")]}
+    assert any(level)
+    assert DriftState.from_json(state.to_json()) == state
+
+
 def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_alert():
     day = FIRST + timedelta(days=50)
     stats = small_network_stats(step=("T2", day - timedelta(days=3), 3.0), seed=6)  # T2 pm25 ×3: a strong level finding
