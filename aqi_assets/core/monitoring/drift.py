@@ -15,8 +15,9 @@ resolution), alerts only. Its reference is the recent ``reference_days``: a stat
 from its peers is steady across seasons but not across years. The report ranks what retrains,
 then flat lines, then new findings before ongoing ones (a run that spans the whole window),
 then severity, then how fast the evidence grew (the CUSUM per day of its run). **seed**: the
-window rules below, against the seasonal reference. ``make bench-triggers`` measures both on Beijing (README, "Triggers on real data"); the
-thresholds were chosen on 2013-04..2015-02 (``--period dev``) and scored on 2015-03..2017-02.
+window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
+Beijing (README, "Triggers on real data"); the thresholds were chosen on 2013-04..2015-02
+(``--period dev``) and scored on 2015-03..2017-02.
 
 ``check_drift`` is the one check the sensor and the backtest run. ``DriftState`` carries what
 it needs between evaluations: the last requested trigger (cooldown) and, per station-feature a
@@ -908,10 +909,11 @@ def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray,
                 sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, ...]:
     """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
     within-day variance (spread), and flat lines (days whose readings are all one value, above
-    the sensor's floor: ``FLAT_FLOOR_QUANTILE`` of its daily minima in the reference). Level and spread each run two charts: a
-    small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at ``cusum_h``), robust to single
-    days, and a large-shift one (``cusum_large_*``) that sees a big step within two days; either
-    makes a finding, and only the large-shift chart at ``cusum_retrain_h`` retrains. Returns
+    the sensor's floor: ``FLAT_FLOOR_QUANTILE`` of its daily minima in the reference). Level
+    and spread each run two charts: a small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at
+    ``cusum_h``), robust to single days, and a large-shift one (``cusum_large_*``) that sees a
+    big step within two days; either makes a finding, and only the large-shift chart at
+    ``cusum_retrain_h`` retrains. Returns
     (small level, small spread, flat lines, large level, large spread); a large chart's
     ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the small one's."""
     k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
