@@ -14,7 +14,8 @@ or below the lower quartile of its daily minima in the reference: a detection li
 resolution), alerts only. Its reference is the recent ``reference_days``: a station's offset
 from its peers is steady across seasons but not across years. The report ranks what retrains,
 then flat lines, then new findings before ongoing ones (a run that spans the whole window),
-then severity, then how fast the evidence grew (the CUSUM per day of its run). **seed**: the
+then findings on ``retrain_features`` (what the models predict), then severity, then how fast
+the evidence grew (the CUSUM per day of its run). **seed**: the
 window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
 Beijing (README, "Triggers on real data"); the thresholds were chosen on 2013-04..2015-02
 (``--period dev``) and scored on 2015-03..2017-02.
@@ -835,14 +836,16 @@ def evaluate_drift(
         ongoing = ((table["level_drift"] & (table["level_days"] >= span))
                    | (table["spread_drift"] & ~table["level_drift"] & (table["spread_days"] >= span))).astype(int)
     # what retrains first (a trigger's reason starts with why it retrains), then flat lines (a
-    # certain fault, not a statistical finding), new findings before ongoing ones, then
-    # severity, then evidence
+    # certain fault, not a statistical finding), new findings before ongoing ones, then findings
+    # on the forecast target, then severity, then evidence
     acts = (table["action"] != "retrain").astype(int)
     not_flat = (~table["flatline"].astype(bool)).astype(int)
     large = -table[["level_large_cusum", "spread_large_cusum"]].max(axis=1).fillna(0.0)  # ties of the capped rate
-    table = table.assign(_act=acts, _flat=not_flat, _old=ongoing, _rank=-rank, _q=best, _large=large)
-    table = table.sort_values(["_act", "_flat", "_old", "_rank", "_q", "_large", "station", "feature"])
-    table = table.drop(columns=["_act", "_flat", "_old", "_rank", "_q", "_large"]).reset_index(drop=True)
+    target_first = settings.rule == "sequential" and settings.retrain_features
+    felt = (~table["feature"].isin(settings.retrain_features)).astype(int) if target_first else 0
+    table = table.assign(_act=acts, _flat=not_flat, _old=ongoing, _felt=felt, _rank=-rank, _q=best, _large=large)
+    table = table.sort_values(["_act", "_flat", "_old", "_felt", "_rank", "_q", "_large", "station", "feature"])
+    table = table.drop(columns=["_act", "_flat", "_old", "_felt", "_rank", "_q", "_large"]).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 

@@ -217,6 +217,23 @@ def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_ale
     assert report.triggers() == [] and report.summary().index("T4") < report.summary().index("T2")
 
 
+def test_among_new_findings_the_forecast_target_is_named_first():
+    day = FIRST + timedelta(days=50)
+    stats = small_network_stats(step=("T2", day - timedelta(days=2), 1.6), seed=6)  # T2 pm25 ×1.6 for three days
+    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(day - timedelta(days=2)))
+    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]  # T3 wind ×3
+    alert_only = SEQUENTIAL.model_copy(update={"cusum_retrain_h": 1e6})  # findings only: nothing retrains
+
+    def first(retrain_features):
+        flagged = check_drift(stats, day, alert_only.model_copy(update={"retrain_features": retrain_features})).flagged
+        assert {("T2", "pm25"), ("T3", "wind_speed")} <= set(zip(flagged["station"], flagged["feature"]))
+        return tuple(flagged.iloc[0][["station", "feature"]])
+
+    assert first(None) == ("T3", "wind_speed")  # every feature counts alike: the stronger evidence first
+    assert first(["pm25"]) == ("T2", "pm25")  # what the models predict comes first
+    assert first(["wind_speed"]) == ("T3", "wind_speed")
+
+
 def test_seed_rule_is_still_available():
     stats = small_network_stats(step=("T2", FIRST + timedelta(days=45), 1.8))
     report = check_drift(stats, FIRST + timedelta(days=47), RECENT.model_copy(update={"rule": "seed"}))
