@@ -125,18 +125,14 @@ class Sketches:
         return Sketches(self.by_day, overrides)
 
 
-def load(spec: str, stations: list[str] | None = None, first: date = DATA_FIRST, last: date | None = None
-         ) -> tuple[pd.DataFrame, Sketches]:
-    """Every station-day the source ``spec`` holds from ``first`` (only ``stations`` if given), sketched."""
-    from aqi_assets.core.data.sources import source_from_spec
-
-    source = source_from_spec(spec)
-    frame = source.read_range(first, last or LAST)
+def load(source, stations: list[str] | None = None, first: date = DATA_FIRST) -> tuple[pd.DataFrame, Sketches]:
+    """Every station-day ``source`` holds from ``first`` to ``LAST`` (only ``stations`` if given), sketched."""
+    frame = source.read_range(first, LAST)
     frame[STATION] = frame[STATION].astype(str)
     if stations:
         unknown = sorted(set(stations) - set(frame[STATION].unique()))
         if unknown:
-            raise SystemExit(f"--stations: {unknown} not in {spec} (stations: {sorted(frame[STATION].unique())})")
+            raise SystemExit(f"--stations: {unknown} not in the source (stations: {sorted(frame[STATION].unique())})")
         frame = frame[frame[STATION].isin(stations)].reset_index(drop=True)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP])
     stats = sketch_station_days(frame)
@@ -144,11 +140,8 @@ def load(spec: str, stations: list[str] | None = None, first: date = DATA_FIRST,
     return frame, Sketches(by_day)
 
 
-def source_days(spec: str) -> tuple[date, date]:
+def source_days(source, spec: str) -> tuple[date, date]:
     """The days a source's replay covers: all it holds after ``WARM_UP_DAYS`` (references need a past)."""
-    from aqi_assets.core.data.sources import source_from_spec
-
-    source = source_from_spec(spec)
     first, last = source.first_day(), source.last_day()
     if last is None:
         raise SystemExit(f"--source {spec}: the source has no last day; give it an end (e.g. simulated:end=...)")
@@ -234,11 +227,10 @@ def clean_summary(checks: list[DayCheck]) -> dict:
     }
 
 
-def fault_column(kind: str, frame: pd.DataFrame, target: str) -> tuple[str | None, str | None]:
+def fault_column(kind: str, frame: pd.DataFrame, measured: list[str], target: str) -> tuple[str | None, str | None]:
     """(column the kind is injected into, why not: ``None`` when it can run). A pollutant the
     network does not measure is replaced: a step by the forecast target, a spread by another
-    measured pollutant; ``stuck`` draws from the measured pollutants (``None`` column)."""
-    measured = [p for p in POLLUTANTS if p in frame.columns and frame[p].notna().any()]
+    ``measured`` pollutant; ``stuck`` draws from the measured pollutants (``None`` column)."""
     column = BENCHMARK_FAULTS[kind]["column"]
     if not measured:
         return None, "the network measures no pollutant"
@@ -257,7 +249,7 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
     """Inject ``CASES`` faults of ``kind`` and replay the sensor from each start for ``DETECT_DAYS`` days."""
     stations = sorted(frame[STATION].unique())
     measured = [p for p in POLLUTANTS if p in frame.columns and frame[p].notna().any()]
-    column, skipped = fault_column(kind, frame, target)
+    column, skipped = fault_column(kind, frame, measured, target)
     if skipped:
         return {"cases": 0, "detected": 0, "named_first": 0, "median_delay_days": None, "skipped": skipped,
                 "records": []}
@@ -471,7 +463,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
     global FIRST, LAST
     spec = args.source or f"prsa:{args.data}"
-    FIRST, LAST = source_days(spec) if args.source else PERIODS[args.period]
+    from aqi_assets.core.data.sources import source_from_spec
+
+    source = source_from_spec(spec)
+    FIRST, LAST = source_days(source, spec) if args.source else PERIODS[args.period]
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
         + (f"_{len(stations)}stations" if stations else "")
     clock = time.perf_counter()
@@ -479,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
     print(f"reading {spec} and sketching every station-day ...", flush=True)
-    frame, sketches = load(spec, stations, first=FIRST - timedelta(days=WARM_UP_DAYS) if args.source else DATA_FIRST)
+    frame, sketches = load(source, stations, first=FIRST - timedelta(days=WARM_UP_DAYS) if args.source else DATA_FIRST)
     print(f"  {len(frame):,} rows, {len(sketches.by_day)} days sketched in {time.perf_counter() - clock:.0f} s", flush=True)
     days = days_between(FIRST, LAST)
     if args.sweep:

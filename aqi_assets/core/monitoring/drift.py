@@ -15,10 +15,10 @@ resolution), alerts only. Its reference is the recent ``reference_days``: a stat
 from its peers is steady across seasons but not across years. The report ranks what retrains,
 then flat lines, then new findings before ongoing ones (a run that spans the whole window),
 then findings on ``retrain_features`` (what the models predict), then severity, then how fast
-the evidence grew (the CUSUM per day of its run). **seed**: the
-window rules below, against the seasonal reference. ``make bench-triggers`` measures both on
-Beijing (README, "Triggers on real data"); the thresholds were chosen on 2013-04..2015-02
-(``--period dev``) and scored on 2015-03..2017-02.
+the evidence grew (the CUSUM per day of its run). **seed**: the window rules below, against the
+seasonal reference. ``make bench-triggers`` measures both on Beijing (README, "Triggers on real
+data"); the thresholds were chosen on 2013-04..2015-02 (``--period dev``) and scored on
+2015-03..2017-02.
 
 ``check_drift`` is the one check the sensor and the backtest run. ``DriftState`` carries what
 it needs between evaluations: the last requested trigger (cooldown) and, per station-feature a
@@ -119,8 +119,7 @@ SEQUENTIAL_MIN_REFERENCE_DAYS = 14
 #: Hourly values a day needs before "all one value" counts as a flat line.
 FLAT_MIN_VALUES = 12
 #: A flat day at or below this quantile of the pair's daily minima in the reference is the
-#: sensor's floor, not a fault (chosen on Beijing 2013-04..2015-02: sensor_error alerts on clean
-#: days 18.1 → 3.2 a year, stuck sensors still 20 of 20; the median cut them to 1.1 but missed 2).
+#: sensor's floor, not a fault (chosen on Beijing 2013-04..2015-02, README "Triggers on real data").
 FLAT_FLOOR_QUANTILE = 0.25
 #: A reference window needs at least this share of ``reference_days`` days (per seasonal year).
 MIN_REFERENCE_SHARE = 0.5
@@ -413,8 +412,8 @@ def _peer_offsets(series: np.ndarray, shape: tuple[int, int], min_peers: int) ->
 
     A day needs ``min_peers`` stations with a value. The station stays in its own median: on
     clean days that absorbs part of its noise, and a faulty station moves to the edge of the
-    ranking, where it barely moves the median (on Beijing cut to four stations, leaving it out
-    found 5 of 20 PM2.5 steps against 9, and flagged more clean pairs).
+    ranking, where it barely moves the median (leaving it out found fewer steps on Beijing cut
+    to four stations, and flagged more clean pairs).
     """
     n_stations, n_features = shape
     cube = series.reshape(n_stations, n_features, -1)
@@ -916,9 +915,9 @@ def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray,
     and spread each run two charts: a small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at
     ``cusum_h``), robust to single days, and a large-shift one (``cusum_large_*``) that sees a
     big step within two days; either makes a finding, and only the large-shift chart at
-    ``cusum_retrain_h`` retrains. Returns
-    (small level, small spread, flat lines, large level, large spread); a large chart's
-    ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the small one's."""
+    ``cusum_retrain_h`` retrains. Returns (small level, small spread, flat lines, large level,
+    large spread); a large chart's ``fired`` means it reached ``cusum_retrain_h``, its finding is
+    folded into the small one's."""
     k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
     strict = (settings.cusum_large_k, settings.cusum_retrain_h, settings.cusum_large_clip, min_days)
     spread_floor = np.full(len(ok), 0.05)
