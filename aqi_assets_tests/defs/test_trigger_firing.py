@@ -81,4 +81,4 @@ def test_flat_line_alerts_once_and_requests_no_run(tmp_path, webhook):
         again, _ = evaluate(data_drift_sensor, instance, lake, cursor=without_last_check(context.cursor))
         assert isinstance(again, dg.SkipReason)
     assert [m["metadata"]["event_type"] for m in received] == ["aqi_sensor_error"]
-    assert json.loads(context.cursor)["flat_alerted"] == [["T4", "pm25", day.isoformat()]]
+    assert json.loads(context.cursor)["fault_alerted"] == [["T4", "pm25", day.isoformat()]]

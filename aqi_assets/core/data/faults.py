@@ -7,11 +7,14 @@ observations (``timestamp``, ``station`` and the network's columns; any network)
 |---|---|---|
 | ``step`` | every value × ``factor`` from ``start`` on (a recalibration, a relocated mast) | PM2.5 × 1.3 |
 | ``spread`` | each day's values spread around that day's mean × ``factor`` (clipped at 0 for non-negative columns) | PM10 within-day std × √2 |
-| ``stuck`` | the first reading at or after ``start`` repeated for ``hours`` hours, gaps included | any column for 24–72 h |
+| ``stuck`` | the first reading at or after ``start`` (or ``value``) repeated for ``hours`` hours, gaps included | any column for 24–72 h; a dead sensor reading 0 |
+| ``silent`` | no reading for ``hours`` hours (the rows stay, the column is empty) | a pollutant analyser down for 2–5 days |
 
 ``days`` limits a step or spread to that many days (``None``: to the end of the frame).
-``BENCHMARK_FAULTS`` are the four kinds ``make bench-triggers`` injects and ``seeded_faults``
-draws reproducible cases (station, start day, and for ``stuck`` the column and duration) from a
+``BENCHMARK_FAULTS`` are the kinds ``make bench-triggers`` injects (the issue's four, then a
+dead sensor and a silent one) and ``seeded_faults``
+draws reproducible cases (station, start day, and for a kind without a column — ``stuck``,
+``stuck_at_zero``, ``silent`` — the column and duration) from a
 seed, so a user can replay their own data with faults and see whether their thresholds catch
 them, how fast, and at which station-feature::
 
@@ -31,14 +34,20 @@ import pandas as pd
 
 from aqi_assets.core.data.schema import POLLUTANTS, STATION, TIMESTAMP
 
-MODES: tuple[str, ...] = ("step", "spread", "stuck")
-#: The benchmark's fault kinds: mode, column (``None``: drawn from the network's pollutants) and size.
+MODES: tuple[str, ...] = ("step", "spread", "stuck", "silent")
+#: The benchmark's fault kinds: mode, column (``None``: drawn from the network's pollutants) and
+#: size. New kinds go at the end: a kind's position seeds its draws, so existing cases stay put.
 BENCHMARK_FAULTS: dict[str, dict] = {
     "pm25_step": {"mode": "step", "column": "pm25", "factor": 1.3},
     "wind_speed_step": {"mode": "step", "column": "wind_speed", "factor": 0.5},
     "pm10_spread": {"mode": "spread", "column": "pm10", "factor": math.sqrt(2.0)},
     "stuck": {"mode": "stuck", "column": None, "hours": (24, 72)},
+    "stuck_at_zero": {"mode": "stuck", "column": None, "hours": (24, 72), "value": 0.0},
+    "silent": {"mode": "silent", "column": None, "hours": (48, 120)},
 }
+#: The order kinds were added in, which seeds each kind's draws (the first four were seeded by
+#: their sorted position).
+_SEED_ORDER: tuple[str, ...] = ("pm10_spread", "pm25_step", "stuck", "wind_speed_step", "stuck_at_zero", "silent")
 #: Columns that cannot go below zero: a widened spread is clipped there.
 NON_NEGATIVE: frozenset[str] = frozenset({*POLLUTANTS, "rain", "wind_speed"})
 
@@ -55,14 +64,16 @@ class Fault:
     hours: int = 24
     days: int | None = None
     kind: str = ""
+    #: ``stuck``: the value the sensor repeats (``None``: its first reading)
+    value: float | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"fault mode {self.mode!r} is not one of {list(MODES)}")
         if self.mode in ("step", "spread") and not (self.factor > 0):
             raise ValueError(f"a {self.mode} fault needs a factor > 0, got {self.factor}")
-        if self.mode == "stuck" and self.hours < 1:
-            raise ValueError(f"a stuck fault lasts at least one hour, got {self.hours}")
+        if self.mode in ("stuck", "silent") and self.hours < 1:
+            raise ValueError(f"a {self.mode} fault lasts at least one hour, got {self.hours}")
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -72,7 +83,7 @@ class Fault:
     @property
     def end(self) -> pd.Timestamp | None:
         """The first hour no longer affected (``None``: the end of the frame)."""
-        if self.mode == "stuck":
+        if self.mode in ("stuck", "silent"):
             return pd.Timestamp(self.start) + pd.Timedelta(hours=self.hours)
         return None if self.days is None else pd.Timestamp(self.start + timedelta(days=self.days))
 
@@ -101,6 +112,10 @@ class Fault:
             new = day_mean + (values - day_mean) * self.factor
             if self.column in NON_NEGATIVE:
                 new = new.clip(lower=0.0)
+        elif self.mode == "silent":
+            new = pd.Series(np.nan, index=values.index)
+        elif self.value is not None:
+            new = pd.Series(float(self.value), index=values.index)
         else:
             order = stamps[rows].sort_values(kind="stable").index
             first = values.loc[order].dropna()
@@ -114,7 +129,8 @@ class Fault:
     def describe(self) -> dict:
         return {"kind": self.kind, "mode": self.mode, "station": self.station, "column": self.column,
                 "start": self.start.isoformat(), "factor": round(self.factor, 4),
-                "hours": self.hours if self.mode == "stuck" else None, "days": self.days}
+                "hours": self.hours if self.mode in ("stuck", "silent") else None, "days": self.days,
+                **({"value": self.value} if self.value is not None else {})}
 
 
 def benchmark_fault(kind: str, station: str, start: date, column: str | None = None, hours: int | None = None,
@@ -128,14 +144,14 @@ def benchmark_fault(kind: str, station: str, start: date, column: str | None = N
         raise ValueError(f"fault kind {kind!r} needs a column")
     hours = hours if hours is not None else (spec["hours"][0] if "hours" in spec else 24)
     return Fault(spec["mode"], station, column, start, factor=spec.get("factor", 1.0), hours=hours,
-                 days=days, kind=kind)
+                 days=days, kind=kind, value=spec.get("value"))
 
 
 def seeded_faults(kind: str, stations: list[str], first_day: date, last_day: date, cases: int = 20,
                   seed: int = 0, columns: list[str] | None = None, days: int | None = None) -> list[Fault]:
     """``cases`` faults of ``kind`` at (station, start day) pairs drawn without repeats from a seed.
 
-    Start days are drawn from ``first_day``..``last_day``; ``stuck`` also draws its column from
+    Start days are drawn from ``first_day``..``last_day``; a kind without a column also draws it from
     ``columns`` (default: the benchmark's pollutants the caller lists) and its duration from the
     kind's hour range. The same arguments always give the same faults.
     """
@@ -150,7 +166,7 @@ def seeded_faults(kind: str, stations: list[str], first_day: date, last_day: dat
     spec = BENCHMARK_FAULTS.get(kind)
     if spec is None:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(BENCHMARK_FAULTS)}")
-    rng = np.random.default_rng([seed, sorted(BENCHMARK_FAULTS).index(kind)])
+    rng = np.random.default_rng([seed, _SEED_ORDER.index(kind)])
     picks = rng.choice(span * len(stations), size=cases, replace=False)
     faults = []
     for pick in sorted(picks, key=lambda p: (p % span, p // span)):

@@ -9,13 +9,16 @@ a small-shift chart (``cusum_k`` 0.75, clip 2.5, a finding at ``cusum_h`` 4) tha
 (k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. Both
 need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
 the large-shift chart at ``cusum_retrain_h`` (14) on a ``retrain_features`` feature retrains.
-A day whose readings are all one value (a flat line), unless it is at the sensor's floor (at
-or below the lower quartile of its daily minima in the reference: a detection limit, a coarse
-resolution), alerts only. Its reference is the recent ``reference_days``: a station's offset
+A broken sensor alerts only and never retrains: a day whose readings are all one value (a flat
+line), unless it is at the sensor's floor (between the lowest and the lower quartile of its
+daily minima in the reference: a detection limit, a coarse resolution; a dead sensor reading 0
+is below it), and a sensor with no reading for ``min_duration_days`` days after readings on most
+reference days (silent). Its reference is the recent ``reference_days``: a station's offset
 from its peers is steady across seasons but not across years. The report ranks what retrains,
 then flat lines, then new findings before ongoing ones (a run that spans the whole window),
 then findings on ``retrain_features`` (what the models predict), then severity, then how fast
-the evidence grew (the CUSUM per day of its run). **seed**: the window rules below, against the
+the evidence grew (the CUSUM per day of its run); silent sensors come last (no readings to
+judge). **seed**: the window rules below, against the
 seasonal reference. ``make bench-triggers`` measures both on Beijing (README, "Triggers on real
 data"); the thresholds were chosen on 2013-04..2015-02 (``--period dev``) and scored on
 2015-03..2017-02.
@@ -121,6 +124,9 @@ FLAT_MIN_VALUES = 12
 #: A flat day at or below this quantile of the pair's daily minima in the reference is the
 #: sensor's floor, not a fault (chosen on Beijing 2013-04..2015-02, README "Triggers on real data").
 FLAT_FLOOR_QUANTILE = 0.25
+#: A pair is silent when it has no reading for ``min_duration_days`` days after readings on at
+#: least this share of its reference days (a sensor that rarely reports is not alerted daily).
+SILENT_MIN_REFERENCE_SHARE = 0.8
 #: A reference window needs at least this share of ``reference_days`` days (per seasonal year).
 MIN_REFERENCE_SHARE = 0.5
 
@@ -494,7 +500,7 @@ class DriftReport:
 
     @property
     def retrain_rows(self) -> pd.DataFrame:
-        """Flagged rows whose change the models feel (retrain); the others only alert (a flat line)."""
+        """Flagged rows whose change the models feel (retrain); the others only alert (a broken sensor)."""
         return self.table[self.table["action"] == "retrain"]
 
     @property
@@ -560,7 +566,7 @@ class DriftReport:
             return ""
         return (f" Level and spread are compared with peer stations, which needs {self.settings.min_peers} "
                 f"stations with readings (drift.min_peers); this network has {stations}, so only flat lines "
-                "are checked.")
+                "and silent sensors are checked.")
 
     def triggers(self, last_triggered_on: date | None = None, at: datetime | None = None) -> list[Trigger]:
         """At most one drift trigger for every model (``"*"``) at the highest severity reached.
@@ -598,7 +604,7 @@ def _num(value) -> float | None:
 
 def _rules_of(row) -> list[str]:
     rules = [r for r in ("mean_shift", "std_ratio", "distribution") if getattr(row, f"{r}_drift")]
-    return rules + [r for r in ("level_drift", "spread_drift", "flatline") if getattr(row, r, False)]
+    return rules + [r for r in ("level_drift", "spread_drift", "flatline", "silent") if getattr(row, r, False)]
 
 
 def _describe(row) -> str:
@@ -619,6 +625,8 @@ def _describe(row) -> str:
         bits.append(f"within-day std ×{row.spread_ratio:.2f} against peers (CUSUM {row.spread_cusum:.1f})")
     if getattr(row, "flatline", False):
         bits.append(f"one value all day on {row.flat_days} day(s)")
+    if getattr(row, "silent", False):
+        bits.append(f"no reading for {row.silent_days} day(s)")
     seed_rule = row.mean_shift_drift or row.std_ratio_drift or row.distribution_drift
     window = f", last {row.days} days" if row.window == "onset" and seed_rule else ""
     action = f" [{row.action}]" if getattr(row, "action", "") == "alert" else ""
@@ -758,7 +766,7 @@ def evaluate_drift(
     severity = np.full(n_pairs, "", dtype=object)
     action = np.full(n_pairs, "", dtype=object)
     sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
-    level, spread, flat, strong_level, strong_spread = _sequential(
+    level, spread, faults, strong_level, strong_spread = _sequential(
         offsets, _peer_offsets(log_var, grid.shape, settings.min_peers), day_var, grid, ref_mask,
         grid.mask(current), sequential_ok, sd_floor, settings,
     )
@@ -767,20 +775,23 @@ def evaluate_drift(
         severity[high] = "high"
         severity[mean_drift] = "critical"
         action[severity != ""] = "retrain"
-        level_drift = spread_drift = flat_drift = np.zeros(n_pairs, dtype=bool)
+        level_drift = spread_drift = flat_drift = silent_drift = np.zeros(n_pairs, dtype=bool)
     else:
         # a large-shift finding is folded into level/spread.fired; retraining implies a finding
-        level_drift, spread_drift, flat_drift = level.fired, spread.fired & ~flat.fired, flat.fired
+        flat_drift, silent_drift = faults.flat, faults.silent
+        level_drift, spread_drift = level.fired, spread.fired & ~flat_drift
         # the window statistics stay in the table for reading; their rules are not applied
         mean_drift = std_drift = distribution_drift = np.zeros(n_pairs, dtype=bool)
         severity[spread_drift] = "high"
         severity[level_drift] = "critical"
-        # a pair with a flat day in the window never retrains: its offset moved because the sensor stuck
-        strong = (strong_level.fired | (strong_spread.fired & spread_drift)) & (flat.days == 0)
+        # a pair with a day of one value in the window never retrains, even at the sensor's floor:
+        # its offset moved because the sensor stuck (a dead one reading 0 is far below its peers)
+        strong = (strong_level.fired | (strong_spread.fired & spread_drift)) & (faults.one_value_days == 0)
         action[level_drift | spread_drift] = "alert"
         action[strong] = "retrain"
-        severity[flat_drift & ~level_drift] = "medium"
-        action[flat_drift & ~level_drift] = "alert"
+        broken = (flat_drift | silent_drift) & ~level_drift
+        severity[broken] = "medium"
+        action[broken] = "alert"
     if settings.rule == "sequential" and settings.retrain_features is not None:  # models barely feel it: alert
         felt = np.isin(features, list(settings.retrain_features))
         action[(action == "retrain") & ~felt] = "alert"
@@ -816,8 +827,8 @@ def evaluate_drift(
         "level_cusum": level.statistic, "level_days": level.days, "level_shift": _level_shift(level, log_scale, scale),
         "spread_cusum": spread.statistic, "spread_days": spread.days, "spread_ratio": np.exp(spread.shift / 2.0),
         "level_large_cusum": strong_level.statistic, "spread_large_cusum": strong_spread.statistic,
-        "flat_days": flat.days,
-        "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift,
+        "flat_days": faults.flat_days, "silent_days": faults.silent_days,
+        "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift, "silent": silent_drift,
         "severity": severity,
         "action": action,
     })  # fmt: skip
@@ -835,16 +846,18 @@ def evaluate_drift(
         ongoing = ((table["level_drift"] & (table["level_days"] >= span))
                    | (table["spread_drift"] & ~table["level_drift"] & (table["spread_days"] >= span))).astype(int)
     # what retrains first (a trigger's reason starts with why it retrains), then flat lines (a
-    # certain fault, not a statistical finding), new findings before ongoing ones, then findings
+    # certain fault, not a statistical finding), silent sensors after every other finding (no
+    # readings to judge), new findings before ongoing ones, then findings
     # on the forecast target, then severity, then evidence
     acts = (table["action"] != "retrain").astype(int)
     not_flat = (~table["flatline"].astype(bool)).astype(int)
     large = -table[["level_large_cusum", "spread_large_cusum"]].max(axis=1).fillna(0.0)  # ties of the capped rate
     target_first = settings.rule == "sequential" and settings.retrain_features
     felt = (~table["feature"].isin(settings.retrain_features)).astype(int) if target_first else 0
-    table = table.assign(_act=acts, _flat=not_flat, _old=ongoing, _felt=felt, _rank=-rank, _q=best, _large=large)
-    table = table.sort_values(["_act", "_flat", "_old", "_felt", "_rank", "_q", "_large", "station", "feature"])
-    table = table.drop(columns=["_act", "_flat", "_old", "_felt", "_rank", "_q", "_large"]).reset_index(drop=True)
+    keys = {"_act": acts, "_flat": not_flat, "_silent": table["silent"].astype(int), "_old": ongoing, "_felt": felt,
+            "_rank": -rank, "_q": best, "_large": large}
+    table = table.assign(**keys).sort_values([*keys, "station", "feature"])
+    table = table.drop(columns=list(keys)).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
 
 
@@ -908,14 +921,13 @@ def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
 
 
 def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
-                sd_floor: np.ndarray, settings: DriftSettings) -> tuple[_Cusum, ...]:
+                sd_floor: np.ndarray, settings: DriftSettings) -> tuple:
     """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
-    within-day variance (spread), and flat lines (days whose readings are all one value, above
-    the sensor's floor: ``FLAT_FLOOR_QUANTILE`` of its daily minima in the reference). Level
+    within-day variance (spread), and broken sensors (``_sensor_faults``: flat lines, silence). Level
     and spread each run two charts: a small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at
     ``cusum_h``), robust to single days, and a large-shift one (``cusum_large_*``) that sees a
     big step within two days; either makes a finding, and only the large-shift chart at
-    ``cusum_retrain_h`` retrains. Returns (small level, small spread, flat lines, large level,
+    ``cusum_retrain_h`` retrains. Returns (small level, small spread, sensor faults, large level,
     large spread); a large chart's ``fired`` means it reached ``cusum_retrain_h``, its finding is
     folded into the small one's."""
     k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
@@ -928,19 +940,50 @@ def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray,
     for small, large in ((level, strong_level), (spread, strong_spread)):
         large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
         small.fired = small.fired | large_finding
+    return level, spread, _sensor_faults(grid, day_var, ref, cur, min_days), strong_level, strong_spread
+
+
+@dataclass
+class _SensorFaults:
+    """Per pair, what a broken sensor looks like in the current window (no statistics needed)."""
+
+    flat_days: np.ndarray  # days of one value all day, above the sensor's floor
+    flat: np.ndarray  # a flat line on one of the last two days, where the reference had almost none
+    one_value_days: np.ndarray  # days of one value all day, at the floor or not
+    silent_days: np.ndarray  # days without a reading at the end of the window
+    silent: np.ndarray  # no reading for the last min_days days, after readings on most reference days
+
+
+def _sensor_faults(grid: _Grid, day_var: np.ndarray, ref: np.ndarray, cur: np.ndarray, min_days: int) -> _SensorFaults:
+    """Flat lines and silent sensors of every pair (see ``_SensorFaults``).
+
+    A day of one value is the sensor's floor, not a fault, when it lies between the lowest of
+    the pair's daily minima in the reference and their ``FLAT_FLOOR_QUANTILE`` (a pollutant near
+    its detection limit or at its resolution: SO2 at 3 µg/m³, CO at 200 in steps of 100 read flat
+    on a clean day); below anything the sensor read before (a dead sensor reading 0) it is one.
+    """
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        # one value all day, unless it is at the sensor's floor: a pollutant near its detection
-        # limit or at its resolution (SO2 at 3 µg/m³, CO at 200 in steps of 100) reads flat on a clean day
-        floor = np.nanquantile(np.where(ref, grid.minimum, np.nan), FLAT_FLOOR_QUANTILE, axis=1)
-        flat_day = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12) & ~(grid.daily_mean <= floor[:, None] + 1e-9)
-    flat_now = (flat_day & cur).sum(axis=1)
+        minima = np.where(ref, grid.minimum, np.nan)
+        floor, lowest = np.nanquantile(minima, FLAT_FLOOR_QUANTILE, axis=1), np.nanmin(minima, axis=1)
+        one_value = (grid.count >= FLAT_MIN_VALUES) & (day_var <= 1e-12)
+        at_floor = (grid.daily_mean <= floor[:, None] + 1e-9) & (grid.daily_mean >= lowest[:, None] - 1e-9)
+    flat_day = one_value & ~at_floor
+    ref_days = np.maximum(ref.sum(axis=1), 1)
     flat_before = (flat_day & ref).sum(axis=1) / np.maximum((ref & (grid.count > 0)).sum(axis=1), 1)
     last = np.flatnonzero(cur.any(axis=0))
-    recent = flat_day[:, last[-min(len(last), 2):]].any(axis=1) if len(last) else np.zeros(len(ok), dtype=bool)
-    flat_fired = recent & (flat_before < 0.05)
-    flat = _Cusum(flat_now.astype(float), flat_now, np.zeros(len(ok)), flat_fired)
-    return level, spread, flat, strong_level, strong_spread
+    recent = flat_day[:, last[-min(len(last), 2):]].any(axis=1) if len(last) else np.zeros(len(ref), dtype=bool)
+    # silent: the run of days without a reading that ends the window
+    quiet = (grid.count[:, last] == 0)[:, ::-1] if len(last) else np.zeros((len(ref), 0), dtype=bool)
+    silent_days = np.where(quiet.all(axis=1), quiet.shape[1], np.argmin(quiet, axis=1))
+    reported = (ref & (grid.count > 0)).sum(axis=1) / ref_days
+    return _SensorFaults(
+        flat_days=(flat_day & cur).sum(axis=1),
+        flat=recent & (flat_before < 0.05),
+        one_value_days=(one_value & cur).sum(axis=1),
+        silent_days=silent_days,
+        silent=(silent_days >= min_days) & (reported >= SILENT_MIN_REFERENCE_SHARE),
+    )
 
 
 def _level_shift(level: _Cusum, log_scale: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -957,24 +1000,33 @@ class DriftState:
     (station, feature) the first day of that pair's own reference — the pairs a requested
     trigger concerned; after the retrain their new level is the normal. Every other pair keeps
     the configured (seasonal) reference, so one trigger never shrinks the whole reference.
-    ``flat_alerted``: per flat-lining (station, feature) the day it was last alerted, so a
-    sensor stuck for weeks is one alert and a reminder every ``cooldown_days``, not one a day.
+    ``fault_alerted``: per broken sensor (a flat-lining or silent station-feature) the day it
+    was last alerted, so a sensor stuck for weeks is one alert and a reminder every
+    ``cooldown_days``, not one a day.
     """
 
     last_trigger: date | None = None
     resets: Mapping[tuple[str, str], date] = field(default_factory=dict)
-    flat_alerted: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    fault_alerted: Mapping[tuple[str, str], date] = field(default_factory=dict)
 
-    def flat_line_alerts(self, report: DriftReport) -> tuple[list[tuple[str, str]], DriftState]:
-        """The flat-lining pairs of ``report`` to alert now (new, or last alerted ``cooldown_days``
-        or more ago) and the state that remembers them."""
+    def sensor_fault_alerts(self, report: DriftReport) -> tuple[list[tuple[str, str, str]], DriftState]:
+        """The broken sensors of ``report`` to alert now (new, or last alerted ``cooldown_days``
+        or more ago) as (station, feature, ``"flat line"`` or ``"silent"``), and the state that
+        remembers them. Every flat line is alerted; a silent sensor only on a feature the models
+        are retrained on (``retrain_features``: the target by default), where they can neither
+        be fed nor scored — other outages are findings in the report (Beijing's CO and SO2
+        analysers were down for two days or more 34 times a year in 2013–2015)."""
         today = report.current_days[-1]
-        cooldown = report.settings.cooldown_days
+        settings = report.settings
+        cooldown = settings.cooldown_days
         rows = report.alert_rows
-        flat = [(str(r.station), str(r.feature)) for r in rows[rows["flatline"].astype(bool)].itertuples(index=False)]
-        recent = {pair: day for pair, day in self.flat_alerted.items() if 0 <= (today - day).days < max(cooldown, 1)}
-        due = [pair for pair in flat if pair not in recent]
-        return due, replace(self, flat_alerted={**recent, **{pair: today for pair in due}})
+        felt = rows["feature"].isin(settings.retrain_features) if settings.retrain_features is not None else True
+        pushed = rows["flatline"].astype(bool) | (rows["silent"].astype(bool) & felt)
+        broken = [(str(r.station), str(r.feature), "flat line" if r.flatline else "silent")
+                  for r in rows[pushed].itertuples(index=False)]
+        recent = {pair: day for pair, day in self.fault_alerted.items() if 0 <= (today - day).days < max(cooldown, 1)}
+        due = [fault for fault in broken if fault[:2] not in recent]
+        return due, replace(self, fault_alerted={**recent, **{fault[:2]: today for fault in due}})
 
     def fired(self, report: DriftReport) -> DriftState:
         """The state after ``report``'s trigger was requested: cooldown from its last day, and its
@@ -989,26 +1041,27 @@ class DriftState:
         resets = {pair: day for pair, day in self.resets.items() if (after - day).days <= reach}
         for row in report.retrain_rows[["station", "feature"]].itertuples(index=False):
             resets[(str(row.station), str(row.feature))] = after
-        return DriftState(last, resets, self.flat_alerted)
+        return DriftState(last, resets, self.fault_alerted)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last_trigger": self.last_trigger.isoformat() if self.last_trigger else None,
             "resets": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.resets.items())],
-            "flat_alerted": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.flat_alerted.items())],
+            "fault_alerted": [[st, ft, day.isoformat()] for (st, ft), day in sorted(self.fault_alerted.items())],
         }
 
     @classmethod
     def from_json(cls, value: Any) -> DriftState:
-        """From ``to_json`` output; a bare date string (the older cursor) is ``last_trigger`` alone."""
+        """From ``to_json`` output; a bare date string (the older cursor) is ``last_trigger`` alone,
+        and an older cursor's ``flat_alerted`` is read as ``fault_alerted``."""
         if not value:
             return cls()
         if isinstance(value, str):
             return cls(date.fromisoformat(value))
         last = value.get("last_trigger")
-        resets, flat = ({(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get(key, [])}
-                        for key in ("resets", "flat_alerted"))
-        return cls(date.fromisoformat(last) if last else None, resets, flat)
+        resets, alerted = ({(str(st), str(ft)): date.fromisoformat(day) for st, ft, day in value.get(key, [])}
+                           for key in ("resets", "fault_alerted" if "fault_alerted" in value else "flat_alerted"))
+        return cls(date.fromisoformat(last) if last else None, resets, alerted)
 
 
 #: ``read(days)``: the ``feature_stats`` rows of ``days`` (e.g. from the lake).

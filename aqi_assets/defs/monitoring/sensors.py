@@ -80,14 +80,14 @@ def data_drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         alert(store, Alert("drift_detected", triggers[0].severity, "input drift detected", report.summary(),
                            {"pairs flagged": len(report.flagged), "reference": report.reference_kind}), context.log)
     elif not triggers:
-        # a flat-lining sensor: retraining would not fix it; alert when it starts (and every
-        # drift.cooldown_days while it lasts), no run; other findings below the retrain
-        # threshold are in the tick's skip reason and the report
-        due, after = drift_state.flat_line_alerts(report)
+        # a broken sensor (flat-lining or silent): retraining would not fix it; alert when it
+        # starts (and every drift.cooldown_days while it lasts), no run; other findings below the
+        # retrain threshold are in the tick's skip reason and the report
+        due, after = drift_state.sensor_fault_alerts(report)
         if due:
             state.update(after.to_json())
             alert(store, Alert("sensor_error", "medium", "suspect sensor readings", report.summary(),
-                               {"flat lines": ", ".join(f"{st}/{ft}" for st, ft in due),
+                               {"sensors": ", ".join(f"{st}/{ft} ({what})" for st, ft, what in due),
                                 "pairs flagged": len(report.alert_rows)}), context.log)
     context.update_cursor(dump_cursor(state))
     return requests or dg.SkipReason(report.summary() if not held else "; ".join(held))

@@ -77,4 +77,28 @@ def test_seeded_cases_are_reproducible_distinct_and_documented_sizes():
     stuck = seeded_faults("stuck", ["A", "B"], date(2024, 1, 1), date(2024, 1, 31), cases=10, columns=["no2", "o3"])
     assert {f.column for f in stuck} <= {"no2", "o3"} and all(24 <= f.hours <= 72 for f in stuck)
     assert benchmark_fault("pm10_spread", "A", date(2024, 1, 1)).factor == pytest.approx(math.sqrt(2))
-    assert set(BENCHMARK_FAULTS) == {"pm25_step", "wind_speed_step", "pm10_spread", "stuck"}
+    assert list(BENCHMARK_FAULTS) == ["pm25_step", "wind_speed_step", "pm10_spread", "stuck", "stuck_at_zero", "silent"]
+
+
+def test_new_kinds_leave_the_existing_kinds_cases_where_they_were():
+    beijing = ["Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng", "Huairou",
+               "Nongzhanguan", "Shunyi", "Tiantan", "Wanliu", "Wanshouxigong"]
+    # the first cases of bench/results/triggers.json (seeds 2015..2018), drawn before the dead and silent kinds
+    first = {kind: seeded_faults(kind, beijing, date(2015, 3, 2), date(2017, 2, 21), seed=2015 + i)[0]
+             for i, kind in enumerate(["pm25_step", "wind_speed_step", "pm10_spread", "stuck"])}
+    assert (first["pm25_step"].station, first["pm25_step"].start) == ("Nongzhanguan", date(2015, 4, 5))
+    assert all(f.start.year == 2015 for f in first.values())
+
+
+def test_a_dead_sensor_reads_its_value_and_a_silent_one_nothing_for_its_hours():
+    frame = hourly(columns=("no2", "pm25"))
+    rows = (frame["station"] == "B") & (frame["timestamp"] >= "2024-03-02") & (frame["timestamp"] < "2024-03-04")
+    dead = benchmark_fault("stuck_at_zero", "B", date(2024, 3, 2), column="no2", hours=48).apply(frame)
+    assert (dead.loc[rows, "no2"] == 0.0).all() and (dead.loc[~rows, "no2"] == frame.loc[~rows, "no2"]).all()
+    silent = benchmark_fault("silent", "B", date(2024, 3, 2), column="no2", hours=48)
+    out = silent.apply(frame)
+    assert out.loc[rows, "no2"].isna().all() and out.loc[~rows, "no2"].notna().all()
+    assert len(out) == len(frame) and (out["pm25"] == frame["pm25"]).all()  # the rows and other columns stay
+    assert silent.last_day == date(2024, 3, 3) and silent.describe()["hours"] == 48
+    drawn = seeded_faults("silent", ["A", "B"], date(2024, 1, 1), date(2024, 1, 31), cases=10, columns=["no2"])
+    assert all(f.mode == "silent" and 48 <= f.hours <= 120 for f in drawn)

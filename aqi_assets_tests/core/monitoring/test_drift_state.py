@@ -194,14 +194,59 @@ def test_a_stuck_sensor_is_alerted_when_it_starts_reminded_weekly_and_never_retr
         # too, but a pair with a flat day never retrains; the flat line alerts
         assert report.triggers() == []
         level.append(bool(report.flagged.query("station == 'T4'")["level_drift"].any()))
-        due, state = state.flat_line_alerts(report)
+        due, state = state.sensor_fault_alerts(report)
         alerted[offset] = due
-    assert alerted[0] == [("T4", "pm25")] and alerted[3] == [("T1", "wind_speed")]
+    t4, t1 = [("T4", "pm25", "flat line")], [("T1", "wind_speed", "flat line")]
     # T4 again after the 7-day cooldown (a reminder), T1 a week after its own first alert
-    assert {offset: pairs for offset, pairs in alerted.items() if pairs} == {
-        0: [("T4", "pm25")], 3: [("T1", "wind_speed")], 7: [("T4", "pm25")], 10: [("T1", "wind_speed")]}
+    assert {offset: due for offset, due in alerted.items() if due} == {0: t4, 3: t1, 7: t4, 10: t1}
     assert any(level)
     assert DriftState.from_json(state.to_json()) == state
+
+
+def test_a_dead_sensor_reading_zero_on_the_target_is_alerted_and_never_retrained():
+    stats = small_network_stats(days=70, seed=6)
+    start = FIRST + timedelta(days=49)
+    dead = (stats["station"] == "T4") & (stats["feature"] == "pm25") & (stats["date"] >= pd.Timestamp(start))
+    stats.loc[dead, ["sum", "sum_sq", "min", "max", "p05", "p25", "p50", "p75", "p95"]] = 0.0
+    state, alerts = DriftState(), []
+    for offset in range(5):
+        report = check_drift(stats, start + timedelta(days=offset), SEQUENTIAL, state)
+        top = report.flagged.iloc[0]
+        # 0 is below every daily minimum it read before: not its floor, a flat line; its level
+        # against the peers collapses too, but a sensor reading one value never retrains
+        assert (top["station"], top["feature"], bool(top["flatline"]), top["action"]) == ("T4", "pm25", True, "alert")
+        assert report.triggers() == []
+        due, state = state.sensor_fault_alerts(report)
+        alerts.append(due)
+    assert alerts == [[("T4", "pm25", "flat line")], [], [], [], []]
+    assert report.flagged.iloc[0]["level_large_cusum"] >= SEQUENTIAL.cusum_retrain_h  # it would have retrained
+
+
+def test_a_silent_sensor_is_alerted_from_its_second_day_and_never_retrained():
+    stats = small_network_stats(days=70, seed=6)
+    start = FIRST + timedelta(days=49)
+    quiet = (stats["station"] == "T1") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(start))
+    stats.loc[quiet, ["count", "sum", "sum_sq"]] = 0
+    stats.loc[quiet, ["mean", "std", "min", "max"]] = np.nan
+    stats.loc[quiet, [c for c in stats.columns if c.startswith("h") and c[1:].isdigit()]] = 0
+    first = check_drift(stats, start, SEQUENTIAL)  # one day without readings: an outage may end
+    assert not first.table["silent"].any() and first.flagged.empty
+    state = DriftState()
+    for offset, expected in ((1, [("T1", "wind_speed", "silent")]), (2, []), (8, [("T1", "wind_speed", "silent")])):
+        report = check_drift(stats, start + timedelta(days=offset), SEQUENTIAL, state)
+        top = report.flagged.iloc[0]
+        assert (top["station"], top["feature"], bool(top["silent"]), top["action"]) == ("T1", "wind_speed", True, "alert")
+        assert top["silent_days"] == min(offset + 1, SEQUENTIAL.current_days) and report.triggers() == []
+        assert "no reading for" in report.summary()
+        due, state = state.sensor_fault_alerts(report)
+        assert due == expected  # when it goes silent, then a reminder after drift.cooldown_days
+    # silent elsewhere than what the models are retrained on: in the report, not pushed
+    target_only = SEQUENTIAL.model_copy(update={"retrain_features": ["pm25"]})
+    report = check_drift(stats, start + timedelta(days=1), target_only)
+    assert report.flagged.iloc[0]["silent"] and DriftState().sensor_fault_alerts(report)[0] == []
+    # a station-feature that never reported is not silent: nothing measured it
+    never = stats[~((stats["station"] == "T1") & (stats["feature"] == "wind_speed"))]
+    assert not check_drift(never, start + timedelta(days=3), SEQUENTIAL).table["silent"].any()
 
 
 def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_alert():
