@@ -75,11 +75,13 @@ WARM_UP_DAYS = 45
 #: ``--sweep``: drift settings replayed beside the shipped ones (each replaces only what it names).
 OPERATING_POINTS: list[dict] = [
     {},
-    # the previous default: one chart (k 1, clip 6), findings from 8, retraining from 10
-    {"cusum_k": 1.0, "cusum_h": 8.0, "cusum_clip": 6.0, "cusum_retrain_h": 10.0},
+    # the previous default: one chart (k 1, clip 6) for every feature, findings from 8, retraining from 10
+    {"cusum_k": 1.0, "cusum_h": 8.0, "cusum_clip": 6.0, "cusum_retrain_h": 10.0, "retrain_features_cusum_k": None},
     {"cusum_retrain_h": 10.0},
     {"cusum_retrain_h": 12.0},
     {"cusum_k": 0.5},
+    {"retrain_features_cusum_k": None},  # the previous default: one allowance for every feature
+    {"retrain_features_cusum_k": 0.6},
     {"cusum_h": 5.0},
     {"cusum_clip": 4.0},
     {"reference_days": 60},

@@ -141,6 +141,11 @@ class DriftSettings(_Section):
     cusum_k: float = Field(
         0.75, ge=0, description="sequential, small-shift chart: allowance per day, in reference standard deviations",
     )
+    retrain_features_cusum_k: float | None = Field(
+        0.5, ge=0, description="sequential, small-shift chart: the allowance for retrain_features when they are a "
+        "subset (what the models predict, where a change costs accuracy, so it is watched more closely); unset: "
+        "cusum_k",
+    )
     cusum_h: float = Field(4.0, gt=0, description="sequential, small-shift chart: a finding (alert) from this sum on")
     cusum_clip: float = Field(2.5, gt=0, description="sequential, small-shift chart: one day adds at most this")
     cusum_large_k: float = Field(1.0, ge=0, description="sequential, large-shift chart: allowance per day")

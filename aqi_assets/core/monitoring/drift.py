@@ -4,8 +4,9 @@ Two rules (``DriftSettings.rule``). **sequential** (default): for every station-
 daily offset from the network median (log scale for pollutants and wind speed) and the offset
 of its log within-day variance, standardized by the pair's reference (median, max(MAD, sd),
 widened for lag-1 correlation), feed two-sided CUSUMs, each day adding z − k capped at a clip:
-a small-shift chart (``cusum_k`` 0.75, clip 2.5, a finding at ``cusum_h`` 4) that sees a
-+30 % step at one station within days and shrugs off single odd days, and a large-shift chart
+a small-shift chart (``cusum_k`` 0.75, 0.5 on the ``retrain_features`` by
+``retrain_features_cusum_k``; clip 2.5, a finding at ``cusum_h`` 4) that sees a +30 % step at
+one station within days and shrugs off single odd days, and a large-shift chart
 (k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. Both
 need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
 the large-shift chart at ``cusum_retrain_h`` (14) on a ``retrain_features`` feature retrains.
@@ -15,7 +16,7 @@ daily minima in the reference: a detection limit, a coarse resolution; a dead se
 is below it), and a sensor with no reading for ``min_duration_days`` days after readings on most
 reference days (silent). Its reference is the recent ``reference_days``: a station's offset
 from its peers is steady across seasons but not across years. The report ranks what retrains,
-then flat lines, then new findings before ongoing ones (a run that spans the whole window),
+then flat lines, then new findings before ongoing ones (those the report a day earlier showed),
 then findings on ``retrain_features`` (what the models predict), then severity, then how fast
 the evidence grew (the CUSUM per day of its run); silent sensors come last (no readings to
 judge). **seed**: the window rules below, against the
@@ -669,7 +670,8 @@ def evaluate_drift(
     if settings.onset_days < len(current):
         windows["onset"] = current[-settings.onset_days:]
 
-    every_day = {*reference, *current, *(d for days, _ in own_refs.values() for d in days)}
+    previous = tuple(d - timedelta(days=1) for d in current)  # the window of the report a day earlier
+    every_day = {*reference, *current, *previous, *(d for days, _ in own_refs.values() for d in days)}
     grid = _Grid(stats, np.array([np.datetime64(d, "D") for d in sorted(every_day)]))
     n_stations, n_features = grid.shape
     n_pairs = n_stations * n_features
@@ -766,9 +768,11 @@ def evaluate_drift(
     severity = np.full(n_pairs, "", dtype=object)
     action = np.full(n_pairs, "", dtype=object)
     sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
-    level, spread, faults, strong_level, strong_spread = _sequential(
+    # the features the models are retrained on, when they are a subset: watched more closely
+    felt = np.isin(features, list(settings.retrain_features or ()))
+    level, spread, faults, strong_level, strong_spread, (level_before, spread_before) = _sequential(
         offsets, _peer_offsets(log_var, grid.shape, settings.min_peers), day_var, grid, ref_mask,
-        grid.mask(current), sequential_ok, sd_floor, settings,
+        grid.mask(current), grid.mask(previous), sequential_ok, sd_floor, settings, felt,
     )
     if settings.rule == "seed":
         severity[distribution_drift | std_drift] = "medium"
@@ -793,7 +797,6 @@ def evaluate_drift(
         severity[broken] = "medium"
         action[broken] = "alert"
     if settings.rule == "sequential" and settings.retrain_features is not None:  # models barely feel it: alert
-        felt = np.isin(features, list(settings.retrain_features))
         action[(action == "retrain") & ~felt] = "alert"
 
     cur_n = np.where(use_onset, onset.cur.n, full.cur.n)
@@ -829,6 +832,8 @@ def evaluate_drift(
         "level_large_cusum": strong_level.statistic, "spread_large_cusum": strong_spread.statistic,
         "flat_days": faults.flat_days, "silent_days": faults.silent_days,
         "level_drift": level_drift, "spread_drift": spread_drift, "flatline": flat_drift, "silent": silent_drift,
+        "level_before": level_before & (settings.rule == "sequential"),
+        "spread_before": spread_before & (settings.rule == "sequential"),
         "severity": severity,
         "action": action,
     })  # fmt: skip
@@ -841,10 +846,9 @@ def evaluate_drift(
         level_rate = (table["level_cusum"] / table["level_days"].clip(lower=1)).where(table["level_drift"], 0.0)
         spread_rate = (table["spread_cusum"] / table["spread_days"].clip(lower=1)).where(table["spread_drift"], 0.0)
         best = -np.fmax(level_rate.fillna(0.0), spread_rate.fillna(0.0)) - 1e3 * table["flat_days"]
-        # a run as long as the window began before it: the finding the report already showed
-        span = len(current)
-        ongoing = ((table["level_drift"] & (table["level_days"] >= span))
-                   | (table["spread_drift"] & ~table["level_drift"] & (table["spread_days"] >= span))).astype(int)
+        # a finding the report a day earlier already showed (its charts on the window ending then)
+        ongoing = ((table["level_drift"] & table["level_before"])
+                   | (table["spread_drift"] & ~table["level_drift"] & table["spread_before"])).astype(int)
     # what retrains first (a trigger's reason starts with why it retrains), then flat lines (a
     # certain fault, not a statistical finding), silent sensors after every other finding (no
     # readings to judge), new findings before ongoing ones, then findings
@@ -853,9 +857,9 @@ def evaluate_drift(
     not_flat = (~table["flatline"].astype(bool)).astype(int)
     large = -table[["level_large_cusum", "spread_large_cusum"]].max(axis=1).fillna(0.0)  # ties of the capped rate
     target_first = settings.rule == "sequential" and settings.retrain_features
-    felt = (~table["feature"].isin(settings.retrain_features)).astype(int) if target_first else 0
-    keys = {"_act": acts, "_flat": not_flat, "_silent": table["silent"].astype(int), "_old": ongoing, "_felt": felt,
-            "_rank": -rank, "_q": best, "_large": large}
+    not_target = (~table["feature"].isin(settings.retrain_features)).astype(int) if target_first else 0
+    keys = {"_act": acts, "_flat": not_flat, "_silent": table["silent"].astype(int), "_old": ongoing,
+            "_not_target": not_target, "_rank": -rank, "_q": best, "_large": large}
     table = table.assign(**keys).sort_values([*keys, "station", "feature"])
     table = table.drop(columns=list(keys)).reset_index(drop=True)
     return DriftReport(table, current, reference, kind, settings, at or datetime.now())
@@ -876,7 +880,7 @@ class _Cusum:
 
 
 def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray,
-           k: float, h: float, clip: float, min_days: int) -> _Cusum:
+           k: float | np.ndarray, h: float, clip: float, min_days: int) -> _Cusum:
     """CUSUM of ``series`` (pairs × days) on ``cur`` days, standardized by the ``ref`` days.
 
     Centre and scale are the reference median and MAD (robust to the odd local episode), the
@@ -920,27 +924,38 @@ def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
     return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired)
 
 
-def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
-                sd_floor: np.ndarray, settings: DriftSettings) -> tuple:
+def _sequential(offsets, log_var_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray,
+                previous: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray, settings: DriftSettings,
+                felt: np.ndarray) -> tuple:
     """The sequential rules: CUSUM of the peer offset (level) and of the peer offset of the log
     within-day variance (spread), and broken sensors (``_sensor_faults``: flat lines, silence). Level
     and spread each run two charts: a small-shift CUSUM (``cusum_k``, ``cusum_clip``, finding at
-    ``cusum_h``), robust to single days, and a large-shift one (``cusum_large_*``) that sees a
-    big step within two days; either makes a finding, and only the large-shift chart at
-    ``cusum_retrain_h`` retrains. Returns (small level, small spread, sensor faults, large level,
-    large spread); a large chart's ``fired`` means it reached ``cusum_retrain_h``, its finding is
-    folded into the small one's."""
-    k, h, clip, min_days = settings.cusum_k, settings.cusum_h, settings.cusum_clip, settings.min_duration_days
+    ``cusum_h``; ``retrain_features_cusum_k`` on the ``felt`` pairs), robust to single days, and
+    a large-shift one (``cusum_large_*``) that sees a big step within two days; either makes a
+    finding, and only the large-shift chart at ``cusum_retrain_h`` retrains. Returns (small
+    level, small spread, sensor faults, large level, large spread, (level finding, spread
+    finding) on the ``previous`` window: what the report a day earlier showed); a large chart's
+    ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the small one's."""
+    h, clip, min_days = settings.cusum_h, settings.cusum_clip, settings.min_duration_days
+    k = np.where(felt, settings.cusum_k if settings.retrain_features_cusum_k is None
+                 else settings.retrain_features_cusum_k, settings.cusum_k)
     strict = (settings.cusum_large_k, settings.cusum_retrain_h, settings.cusum_large_clip, min_days)
     spread_floor = np.full(len(ok), 0.05)
-    level = _cusum(offsets, ref, cur, ok, sd_floor, k, h, clip, min_days)
-    spread = _cusum(log_var_offsets, ref, cur, ok, spread_floor, k, h, clip, min_days)
-    strong_level = _cusum(offsets, ref, cur, ok, sd_floor, *strict)
-    strong_spread = _cusum(log_var_offsets, ref, cur, ok, spread_floor, *strict)
-    for small, large in ((level, strong_level), (spread, strong_spread)):
-        large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
-        small.fired = small.fired | large_finding
-    return level, spread, _sensor_faults(grid, day_var, ref, cur, min_days), strong_level, strong_spread
+
+    def charts(window: np.ndarray) -> tuple[_Cusum, ...]:
+        level = _cusum(offsets, ref, window, ok, sd_floor, k, h, clip, min_days)
+        spread = _cusum(log_var_offsets, ref, window, ok, spread_floor, k, h, clip, min_days)
+        strong_level = _cusum(offsets, ref, window, ok, sd_floor, *strict)
+        strong_spread = _cusum(log_var_offsets, ref, window, ok, spread_floor, *strict)
+        for small, large in ((level, strong_level), (spread, strong_spread)):
+            large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
+            small.fired = small.fired | large_finding
+        return level, spread, strong_level, strong_spread
+
+    level, spread, strong_level, strong_spread = charts(cur)
+    level_before, spread_before, _, _ = charts(previous)
+    return (level, spread, _sensor_faults(grid, day_var, ref, cur, min_days), strong_level, strong_spread,
+            (level_before.fired, spread_before.fired))
 
 
 @dataclass

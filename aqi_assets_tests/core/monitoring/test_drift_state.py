@@ -97,7 +97,7 @@ def test_sensor_and_backtest_run_the_same_check(tmp_path):
         lake.write_frame("feature_stats", day.date().isoformat(), part)
     config = RetrainingConfig.model_validate({"drift": RECENT.model_dump()})
     # The backtest's decision on the step day and the sensor's check on the same stored days agree.
-    policy = Policy("drift", drift=config.drift)
+    policy = Policy("drift", drift=config.drift_in_force())
     state = PolicyState(FIRST + timedelta(days=30))
     day = FIRST + timedelta(days=47)
     found = decide(policy, state, day, pd.DataFrame(), stats)
@@ -105,7 +105,7 @@ def test_sensor_and_backtest_run_the_same_check(tmp_path):
     assert [t.key for t in found] == [t.key for t in triggers]
     assert state.drift == DriftState().fired(report)
     later = day + timedelta(days=10)
-    replayed = check_drift(stats, later, config.drift, state.drift)
+    replayed = check_drift(stats, later, config.drift_in_force(), state.drift)
     sensed, _ = monitoring.check_drift(lake, config, state.drift, as_of=later)
     pd.testing.assert_frame_equal(replayed.table, sensed.table)
     assert backtest_policies.check_drift is drift.check_drift
@@ -277,6 +277,36 @@ def test_among_new_findings_the_forecast_target_is_named_first():
     assert first(None) == ("T3", "wind_speed")  # every feature counts alike: the stronger evidence first
     assert first(["pm25"]) == ("T2", "pm25")  # what the models predict comes first
     assert first(["wind_speed"]) == ("T3", "wind_speed")
+
+
+def test_the_forecast_target_is_watched_more_closely_than_the_other_inputs():
+    step_day = FIRST + timedelta(days=45)
+    stats = small_network_stats(step=("T2", step_day, 1.15), seed=5)  # a small step on T2's PM2.5
+    shipped = DriftSettings(rule="sequential", reference_days=30, retrain_features=["pm25"])
+    assert shipped.retrain_features_cusum_k == 0.5 < shipped.cusum_k
+    day = step_day + timedelta(days=2)
+
+    def t2(settings):
+        return check_drift(stats, day, settings).table.set_index(["station", "feature"]).loc[("T2", "pm25")]
+
+    # on its third day: the target's chart (allowance 0.5) has found it, one at cusum_k (0.75) not yet
+    assert t2(shipped)["level_drift"] and not t2(shipped.model_copy(update={"retrain_features_cusum_k": None}))["level_drift"]
+    # with every feature retraining there is no subset to watch more closely: cusum_k for all
+    assert not t2(shipped.model_copy(update={"retrain_features": None}))["level_drift"]
+
+
+def test_a_finding_the_report_showed_a_day_earlier_ranks_after_a_new_one():
+    day = FIRST + timedelta(days=50)
+    stats = small_network_stats(step=("T2", day - timedelta(days=4), 1.6), seed=6)  # T2 pm25 ×1.6 for five days
+    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
+    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]  # T3 wind ×3, two days
+    settings = SEQUENTIAL.model_copy(update={"cusum_retrain_h": 1e6, "retrain_features": ["pm25"]})
+    flagged = check_drift(stats, day, settings).flagged
+    pairs = list(zip(flagged["station"], flagged["feature"]))
+    # T2's PM2.5 is the target and its run is shorter than the window, but yesterday's report
+    # already showed it: the new wind finding comes first
+    assert pairs[:2] == [("T3", "wind_speed"), ("T2", "pm25")] and flagged.iloc[1]["level_days"] < 7
+    assert flagged.iloc[1]["level_before"] and not flagged.iloc[0]["level_before"]
 
 
 def test_seed_rule_is_still_available():
