@@ -1030,7 +1030,7 @@ class DriftState:
         remembers them. Every flat line is alerted; a silent sensor only on a feature the models
         are retrained on (``retrain_features``: the target by default), where they can neither
         be fed nor scored — other outages are findings in the report (Beijing's CO and SO2
-        analysers were down for two days or more 34 times a year in 2013–2015)."""
+        analysers were down for days at a time far more often than its PM2.5 ones in 2013–2015)."""
         today = report.current_days[-1]
         settings = report.settings
         cooldown = settings.cooldown_days
