@@ -856,8 +856,8 @@ def evaluate_drift(
     acts = (table["action"] != "retrain").astype(int)
     not_flat = (~table["flatline"].astype(bool)).astype(int)
     large = -table[["level_large_cusum", "spread_large_cusum"]].max(axis=1).fillna(0.0)  # ties of the capped rate
-    target_first = settings.rule == "sequential" and settings.retrain_features
-    not_target = (~table["feature"].isin(settings.retrain_features)).astype(int) if target_first else 0
+    # the retrain features (``felt``, by the table's row index) first; with none named, all alike
+    not_target = pd.Series((~felt).astype(int)) if settings.rule == "sequential" else 0
     keys = {"_act": acts, "_flat": not_flat, "_silent": table["silent"].astype(int), "_old": ongoing,
             "_not_target": not_target, "_rank": -rank, "_q": best, "_large": large}
     table = table.assign(**keys).sort_values([*keys, "station", "feature"])
