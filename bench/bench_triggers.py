@@ -14,7 +14,10 @@ On the real Beijing data (12 stations, hourly), every day 2015-03-01..2017-02-28
   sensor (starting from the clean replay's state the day before) flags the faulty
   station-feature on a day the clean data did not flag it; ``delay`` is days after the start
   (0 = the fault's first day). ``named_first``: on that day the faulty pair was the report's
-  first row.
+  first row (``named_instead``: the row that was). ``--cases N`` replays N cases per kind (twenty
+  leave a count ±2 from luck; a hundred tell close settings apart) and ``--kinds a,b`` only those
+  kinds, into files of their own; a case with nothing to inject (stuck where the sensor has no
+  reading) is set aside with the reason (``not_injected``).
 - **policies** (``--policies``; minutes on 2 cores, cached with ``AQI_BACKTEST_CACHE``): the
   backtest of the policy that ships (adaptive schedule ∪ performance ∪ drift) beside never,
   fixed schedules and each trigger alone, XGBoost next-hour PM2.5 on a 365-day window, and its
@@ -68,6 +71,8 @@ BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parent
 FIRST, LAST = date(2015, 3, 1), date(2017, 2, 28)
 DATA_FIRST = date(2013, 3, 1)
 CASES = 20
+#: ``--kinds``: the fault kinds replayed (``None``: every one of ``BENCHMARK_FAULTS``).
+KINDS: list[str] | None = None
 DETECT_DAYS = 7
 SEED = 2015
 #: ``--source``: days before the replay starts, so the first checks have a reference.
@@ -264,10 +269,14 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
                            cases=CASES, seed=seed, columns=measured)
     if column is not None and column != BENCHMARK_FAULTS[kind]["column"]:
         faults = [dataclasses.replace(f, column=column) for f in faults]
-    records = []
+    records, not_injected = [], []
     for fault in faults:
         days = days_between(fault.start, fault.start + timedelta(days=DETECT_DAYS - 1))
-        faulty = sketches.with_fault(frame, fault, days)
+        try:
+            faulty = sketches.with_fault(frame, fault, days)
+        except ValueError as error:  # e.g. stuck where the sensor has no reading to repeat: nothing to find
+            not_injected.append({**fault.describe(), "reason": str(error)})
+            continue
         state = states[index[fault.start] - 1]
         found, retrained = None, False
         for day in days:  # day by day, as the sensor, the whole DETECT_DAYS (a retrain may come later)
@@ -282,6 +291,7 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
             "named_first": bool(found and found.flagged[0] == fault.pair),
             "triggered": retrained,  # its station-feature retrained the models within DETECT_DAYS
             "pairs_flagged": None if found is None else len(found.flagged),
+            "named_instead": None if found is None or found.flagged[0] == fault.pair else "/".join(found.flagged[0]),
         })
     delays = [r["delay_days"] for r in records if r["detected"]]
     return {
@@ -291,6 +301,7 @@ def fault_cases(frame: pd.DataFrame, sketches: Sketches, settings: DriftSettings
         "median_delay_days": statistics.median(delays) if delays else None,
         "fault": {**BENCHMARK_FAULTS[kind], **({"column": column} if column else {})},
         "records": records,
+        **({"not_injected": not_injected} if not_injected else {}),
     }
 
 
@@ -302,7 +313,9 @@ def clean_and_faults(frame: pd.DataFrame, sketches: Sketches, settings: DriftSet
     print(f"clean: {drift['triggers']} drift triggers ({drift['per_year']} / year) "
           f"in {time.perf_counter() - clock:.0f} s; drivers {drift['drivers']}", flush=True)
     faults = {}
-    for i, kind in enumerate(BENCHMARK_FAULTS):
+    for i, kind in enumerate(BENCHMARK_FAULTS):  # a kind's position seeds its cases, whichever are run
+        if KINDS is not None and kind not in KINDS:
+            continue
         faults[kind] = fault_cases(frame, sketches, settings, checks, states, kind, SEED + i, target)
         f = faults[kind]
         if f.get("skipped"):
@@ -392,7 +405,7 @@ def markdown(result: dict) -> str:
     lines += [f"References used by the tests (pair-days): {drift['reference_pair_tests']}; "
               f"smallest reference used: {drift['smallest_reference_days']} days.", ""]
     lines += ["## Injected faults", "",
-              f"{CASES} seeded (station, day) cases per kind; detected = the faulty station-feature flagged "
+              f"{result.get('cases_per_kind', CASES)} seeded (station, day) cases per kind; detected = the faulty station-feature flagged "
               f"within {DETECT_DAYS} days on a day the clean data did not flag it.", "",
               "| fault | cases | detected | named first | median delay (days) | retrained within 7 days |",
               "|---|---|---|---|---|---|"]
@@ -405,6 +418,10 @@ def markdown(result: dict) -> str:
         label = kind if column in (None, usual) else f"{kind} (on {column}; {usual} not measured)"
         lines.append(f"| {label} | {f['cases']} | {f['detected']} | {f['named_first']} | "
                      f"{f['median_delay_days']} | {triggered} |")
+    for kind, f in faults.items():
+        for case in f.get("not_injected", ()):
+            lines.append(f"\n{kind}: a case at {case['station']}/{case['column']} from {case['start']} was not "
+                         f"injected ({case['reason']}); `cases` counts the others.")
     policies = result.get("policies") or {}
     run = result.get("policy_run") or {}
     if policies:
@@ -439,13 +456,16 @@ def markdown(result: dict) -> str:
                     + ([] if result.get("period", "scored") == "scored" else ["--period", result["period"]])
                     + (["--stations", ",".join(result["station_subset"])] if result.get("station_subset") else [])
                     + (["--source", result["source"], "--name", result["name"]] if result.get("source") else [])
-                    + (["--target", result["target"]] if result.get("target") else []))
+                    + (["--target", result["target"]] if result.get("target") else [])
+                    + ([f"--cases {result['cases_per_kind']}"] if result.get("cases_per_kind", CASES) != 20 else [])
+                    + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
+    global FIRST, LAST, CASES, KINDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default=None, help="drift rule to replay (default: the shipped one)")
     parser.add_argument("--policies", action="store_true", help="also run the policy backtest (slow)")
@@ -461,20 +481,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default=None, help="the forecast target drift retrains on (training.target)")
     parser.add_argument("--stations", default=None,
                         help="comma-separated stations: replay a smaller network (writes *_<n>stations files)")
+    parser.add_argument("--cases", type=int, default=CASES,
+                        help=f"seeded cases per fault kind (default {CASES}; more tell close settings apart; "
+                             "writes *_<n>cases files)")
+    parser.add_argument("--kinds", default=None,
+                        help="comma-separated fault kinds to replay (default: all; writes *_<kinds> files)")
     args = parser.parse_args(argv)
     stations = [s.strip() for s in args.stations.split(",") if s.strip()] if args.stations else None
     if (stations or args.source) and args.policies:
         parser.error("--policies replays the whole Beijing network; run it without --stations or --source")
     if args.source and (args.period != "scored" or args.sweep):
         parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
-    global FIRST, LAST
+    if args.cases < 1:
+        parser.error("--cases must be at least 1")
+    KINDS = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+    unknown_kinds = sorted(set(KINDS or ()) - set(BENCHMARK_FAULTS))
+    if unknown_kinds:
+        parser.error(f"--kinds: {unknown_kinds} are not fault kinds ({sorted(BENCHMARK_FAULTS)})")
+    CASES = args.cases
     spec = args.source or f"prsa:{args.data}"
     from aqi_assets.core.data.sources import source_from_spec
 
     source = source_from_spec(spec)
     FIRST, LAST = source_days(source, spec) if args.source else PERIODS[args.period]
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
-        + (f"_{len(stations)}stations" if stations else "")
+        + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != 20 else "") \
+        + ("_" + "_".join(KINDS) if KINDS else "")
     clock = time.perf_counter()
     config = RetrainingConfig() if args.target is None else RetrainingConfig().with_overrides({"training.target": args.target})
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
@@ -505,6 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
         "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
         "name": args.name if args.source else None, "target": args.target,
+        "cases_per_kind": CASES, "kinds": KINDS,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

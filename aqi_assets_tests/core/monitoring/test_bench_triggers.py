@@ -107,3 +107,44 @@ def test_the_trigger_benchmark_replays_any_source_with_what_it_measures(tmp_path
     assert f'--source {source} --name small --target no2' in text
     with pytest.raises(SystemExit):  # Beijing's policy replay does not belong to another network
         bench_triggers.main(["--source", source, "--policies"])
+
+
+def test_more_cases_of_some_kinds_are_written_beside_the_default_run(tmp_path, monkeypatch):
+    import json
+
+    import bench.bench_triggers as bench_triggers
+
+    monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
+    for name in ("FIRST", "LAST", "CASES", "KINDS"):  # main() sets them; put them back afterwards
+        monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    source = "simulated:stations=4,start=2024-01-01,end=2024-03-15,columns=no2+temperature"
+    bench_triggers.main(["--source", source, "--name", "small", "--target", "no2", "--cases", "5",
+                         "--kinds", "stuck,pm25_step"])
+    result = json.loads((tmp_path / "triggers_small_5cases_stuck_pm25_step.json").read_text())
+    assert list(result["faults"]) == ["pm25_step", "stuck"] and result["cases_per_kind"] == 5
+    assert result["faults"]["pm25_step"]["cases"] == 5
+    text = (tmp_path / "triggers_small_5cases_stuck_pm25_step.md").read_text()
+    assert "5 seeded (station, day) cases per kind" in text and "--cases 5 --kinds stuck,pm25_step" in text
+    assert not (tmp_path / "triggers_small.json").exists()  # the default run's files stay as they were
+    with pytest.raises(SystemExit):
+        bench_triggers.main(["--source", source, "--kinds", "pm25_stepp"])
+
+
+def test_a_case_with_nothing_to_inject_is_set_aside_and_named(monkeypatch):
+    import bench.bench_triggers as bench_triggers
+
+    frame = hourly(days=60, stations=4)
+    frame.loc[frame["station"] == "N0", "no2"] = np.nan  # N0's analyser never reads: nothing to get stuck at
+    stats = sketch_station_days(frame)
+    sketches = Sketches({d: p.reset_index(drop=True) for d, p in stats.groupby(stats["date"].dt.date)})
+    settings = DriftSettings(rule="sequential", reference_days=30, retrain_features=["no2"])
+    monkeypatch.setattr(bench_triggers, "FIRST", FIRST + timedelta(days=40))
+    monkeypatch.setattr(bench_triggers, "LAST", FIRST + timedelta(days=59))
+    checks, states = replay(sketches, days_between(FIRST + timedelta(days=40), FIRST + timedelta(days=59)),
+                            settings, DriftState())
+    result = bench_triggers.fault_cases(frame, sketches, settings, checks, states, "stuck", seed=1, target="no2")
+    skipped = result["not_injected"]
+    assert skipped and {case["station"] for case in skipped} == {"N0"}
+    assert all("has no no2 reading to get stuck at" in case["reason"] for case in skipped)
+    assert result["cases"] + len(skipped) == bench_triggers.CASES
+    assert {r["station"] for r in result["records"]} <= {"N1", "N2", "N3"} and result["detected"] >= result["cases"] - 2
