@@ -35,8 +35,9 @@ the shipped ones) and writes the trade-off between clean-data triggers and alert
 detection to ``triggers_sweep.json`` / ``.md``: what a more sensitive setting buys and costs.
 
 Your own network: ``--source <AQI_SOURCE spec>`` (``csv:<dir>``, ``prsa:<dir>``, ...) replays
-every day it holds after a 45-day warm-up, ``--stations a,b,c`` a subset of any network, and
-``--target`` the pollutant drift retrains on. A fault kind whose pollutant the network does not
+every day it holds after a 45-day warm-up, ``--stations a,b,c`` a subset of any network,
+``--target`` the pollutant drift retrains on, and ``--set drift.cusum_k=0.5`` (repeatable) your
+own thresholds. A fault kind whose pollutant the network does not
 measure is injected into the target (steps) or another measured pollutant (spread); one whose
 weather column is missing is skipped, and the report says so.
 """
@@ -458,7 +459,8 @@ def markdown(result: dict) -> str:
                     + (["--source", result["source"], "--name", result["name"]] if result.get("source") else [])
                     + (["--target", result["target"]] if result.get("target") else [])
                     + ([f"--cases {result['cases_per_kind']}"] if result.get("cases_per_kind", CASES) != 20 else [])
-                    + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else []))
+                    + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else [])
+                    + [f"--set {item}" for item in result.get("set") or ()])
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
@@ -484,10 +486,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=CASES,
                         help=f"seeded cases per fault kind (default {CASES}; more tell close settings apart; "
                              "writes *_<n>cases files)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="replay with a setting changed (e.g. drift.cusum_k=0.5; repeatable); writes "
+                             "*_<key><value> files")
     parser.add_argument("--kinds", default=None,
                         help="comma-separated fault kinds to replay (default: all; writes *_<kinds> files)")
     args = parser.parse_args(argv)
     stations = [s.strip() for s in args.stations.split(",") if s.strip()] if args.stations else None
+    if args.set and args.policies:
+        parser.error("--policies replays the default settings; run it without --set")
     if (stations or args.source) and args.policies:
         parser.error("--policies replays the whole Beijing network; run it without --stations or --source")
     if args.source and (args.period != "scored" or args.sweep):
@@ -508,7 +515,17 @@ def main(argv: list[str] | None = None) -> None:
         + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != 20 else "") \
         + ("_" + "_".join(KINDS) if KINDS else "")
     clock = time.perf_counter()
-    config = RetrainingConfig() if args.target is None else RetrainingConfig().with_overrides({"training.target": args.target})
+    overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
+    if len(overrides) < len(args.set):
+        parser.error(f"--set takes KEY=VALUE, got {[item for item in args.set if '=' not in item]}")
+    if args.target is not None:
+        overrides["training.target"] = args.target
+    try:
+        config = RetrainingConfig().with_overrides(overrides)
+    except ValueError as error:
+        parser.error(f"--set: {error}")
+    suffix += "".join(f"_{key.rsplit('.', 1)[-1]}{value}" for key, value in overrides.items()
+                      if key != "training.target")
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
     print(f"reading {spec} and sketching every station-day ...", flush=True)
@@ -537,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
         "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
         "name": args.name if args.source else None, "target": args.target,
-        "cases_per_kind": CASES, "kinds": KINDS,
+        "cases_per_kind": CASES, "kinds": KINDS, "set": args.set,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},
