@@ -71,7 +71,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))
 FIRST, LAST = date(2015, 3, 1), date(2017, 2, 28)
 DATA_FIRST = date(2013, 3, 1)
-CASES = 20
+DEFAULT_CASES = 20
+CASES = DEFAULT_CASES  # ``--cases``
 #: ``--kinds``: the fault kinds replayed (``None``: every one of ``BENCHMARK_FAULTS``).
 KINDS: list[str] | None = None
 DETECT_DAYS = 7
@@ -406,7 +407,8 @@ def markdown(result: dict) -> str:
     lines += [f"References used by the tests (pair-days): {drift['reference_pair_tests']}; "
               f"smallest reference used: {drift['smallest_reference_days']} days.", ""]
     lines += ["## Injected faults", "",
-              f"{result.get('cases_per_kind', CASES)} seeded (station, day) cases per kind; detected = the faulty station-feature flagged "
+              f"{result.get('cases_per_kind', DEFAULT_CASES)} seeded (station, day) cases per kind; detected = "
+              "the faulty station-feature flagged "
               f"within {DETECT_DAYS} days on a day the clean data did not flag it.", "",
               "| fault | cases | detected | named first | median delay (days) | retrained within 7 days |",
               "|---|---|---|---|---|---|"]
@@ -458,7 +460,8 @@ def markdown(result: dict) -> str:
                     + (["--stations", ",".join(result["station_subset"])] if result.get("station_subset") else [])
                     + (["--source", result["source"], "--name", result["name"]] if result.get("source") else [])
                     + (["--target", result["target"]] if result.get("target") else [])
-                    + ([f"--cases {result['cases_per_kind']}"] if result.get("cases_per_kind", CASES) != 20 else [])
+                    + ([f"--cases {result['cases_per_kind']}"]
+                       if result.get("cases_per_kind", DEFAULT_CASES) != DEFAULT_CASES else [])
                     + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else [])
                     + [f"--set {item}" for item in result.get("set") or ()])
     flags = f' BENCH_ARGS="{args}"' if args else ""
@@ -512,7 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     source = source_from_spec(spec)
     FIRST, LAST = source_days(source, spec) if args.source else PERIODS[args.period]
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
-        + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != 20 else "") \
+        + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != DEFAULT_CASES else "") \
         + ("_" + "_".join(KINDS) if KINDS else "")
     clock = time.perf_counter()
     overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
