@@ -79,7 +79,7 @@ def wide_by_station(rows: pd.DataFrame, stations: list[str]) -> pd.DataFrame:
     """One column per station × feature, one row per hour (Evidently's per-station equivalent)."""
     subset = rows[rows[STATION].isin(stations)]
     blocks = []
-    for feature in STAT_FEATURES:  # one pivot per feature keeps numeric columns numeric
+    for feature in [f for f in STAT_FEATURES if f in rows.columns]:  # one pivot each keeps them numeric
         block = subset.pivot(index=TIMESTAMP, columns=STATION, values=feature)
         block.columns = [f"{station}/{feature}" for station in block.columns]
         blocks.append(block)
@@ -96,7 +96,7 @@ def main() -> None:
     timings, report = time_ours(stats, reference_days, current_days)
     seconds = statistics.median(timings)
 
-    features = list(STAT_FEATURES)
+    features = [f for f in STAT_FEATURES if f in rows.columns]  # the simulated network's columns
     day = rows[TIMESTAMP].dt.normalize()
     in_reference = day < pd.Timestamp(current_days[0])
     print("running Evidently DataDriftPreset on the pooled raw rows ...")

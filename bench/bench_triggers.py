@@ -26,9 +26,10 @@ On the real Beijing data (12 stations, hourly), every day 2015-03-01..2017-02-28
   ``triggers.json`` are kept.
 
 Daily sketches are computed once (one ``compute_feature_stats`` call over every station-day) and
-every check reads only the days it needs; a fault case re-sketches only its station's faulty
-days. Writes ``bench/results/triggers.json`` and ``triggers.md``. ``--rule`` replays another
-drift rule (e.g. ``seed``) and writes ``triggers_<rule>.json`` / ``.md`` instead.
+every check reads only the days it needs; a fault case sketches its days again (every station:
+the others' residuals against their peers include the faulty one). Writes
+``bench/results/triggers.json`` and ``triggers.md``. ``--rule`` replays another drift rule (e.g.
+``seed``) and writes ``triggers_<rule>.json`` / ``.md`` instead.
 
 ``--sweep`` replays clean + faults at each of ``OPERATING_POINTS`` (drift settings that replace
 the shipped ones) and writes the trade-off between clean-data triggers and alerts and fault
@@ -124,14 +125,11 @@ class Sketches:
         return pd.concat([p for p in parts if p is not None], ignore_index=True)
 
     def with_fault(self, frame: pd.DataFrame, fault: Fault, days: list[date]) -> Sketches:
-        """The sketches with ``fault`` injected into its station's rows on ``days``."""
+        """The sketches with ``fault`` injected into its station's rows on ``days`` (every station
+        of those days is sketched again: the others' residuals against their peers include it)."""
         lo, hi = pd.Timestamp(days[0]), pd.Timestamp(days[-1] + timedelta(days=1))
-        rows = frame[(frame[STATION] == fault.station) & (frame[TIMESTAMP] >= lo) & (frame[TIMESTAMP] < hi)]
-        faulty = sketch_station_days(fault.apply(rows))
-        overrides = {}
-        for day, part in faulty.groupby(faulty["date"].dt.date):
-            clean = self.by_day[day]
-            overrides[day] = pd.concat([clean[clean[STATION] != fault.station], part], ignore_index=True)
+        faulty = sketch_station_days(fault.apply(frame[(frame[TIMESTAMP] >= lo) & (frame[TIMESTAMP] < hi)]))
+        overrides = {day: part.reset_index(drop=True) for day, part in faulty.groupby(faulty["date"].dt.date)}
         return Sketches(self.by_day, overrides)
 
 

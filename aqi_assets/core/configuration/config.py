@@ -152,7 +152,8 @@ class DriftSettings(_Section):
     cusum_large_h: float = Field(8.0, gt=0, description="sequential, large-shift chart: a finding (alert) from this sum on")
     cusum_large_clip: float = Field(6.0, gt=0, description="sequential, large-shift chart: one day adds at most this")
     cusum_retrain_h: float = Field(
-        14.0, gt=0, description="sequential: the large-shift chart retrains the models from this sum on",
+        14.0, gt=0, description="sequential: the large-shift level chart retrains the models from this sum on "
+        "(a spread finding only alerts)",
     )
     min_duration_days: int = Field(2, ge=1, description="sequential: days a change must last before it fires")
     retrain_features: list[str] | None = Field(

@@ -90,6 +90,25 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
 STAT_FEATURES: tuple[str, ...] = MEASUREMENTS
 #: Features whose values are angles: mean/std rules do not apply, histogram tests do.
 CIRCULAR_FEATURES: frozenset[str] = frozenset({WIND_DIRECTION})
+#: Physical scale per feature (its unit): drift's mean-shift denominator never drops below it,
+#: and a log-scale value is log(value + scale).
+MEAN_SHIFT_FLOORS: dict[str, float] = {
+    "pm25": 10.0, "pm10": 20.0, "so2": 5.0, "no2": 10.0, "co": 200.0, "o3": 10.0,
+    "temperature": 10.0, "dew_point": 10.0, "pressure": 10.0, "rain": 1.0, "wind_speed": 1.0,
+}  # fmt: skip
+DEFAULT_FLOOR = 1.0
+#: Features compared on a log scale: non-negative and multiplicative (a recalibrated gain, a haze
+#: episode scale every station's level), so their spread across days and stations is steadier there.
+LOG_SCALE_FEATURES: frozenset[str] = frozenset({*POLLUTANTS, "rain", "wind_speed"})
+
+
+def comparable(feature: str, values: np.ndarray) -> np.ndarray:
+    """``values`` of ``feature`` on the scale stations are compared on: log(value + floor) for
+    ``LOG_SCALE_FEATURES``, as measured otherwise."""
+    if feature not in LOG_SCALE_FEATURES:
+        return values
+    with np.errstate(invalid="ignore"):
+        return np.log(np.maximum(values, 0.0) + MEAN_SHIFT_FLOORS.get(feature, DEFAULT_FLOOR))
 
 #: Fixed histogram bin edges per feature (inner edges; an underflow bin below the first edge
 #: and an overflow bin above the last are always added). Every feature has the same number of

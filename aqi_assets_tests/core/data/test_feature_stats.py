@@ -7,7 +7,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from aqi_assets.core.data.feature_stats import HIST_COLUMNS, compute_feature_stats, pool_stats
+from aqi_assets.core.data.feature_stats import (
+    HIST_COLUMNS, PEER_MIN_OTHERS, compute_feature_stats, peer_residuals, pool_stats,
+)
 from aqi_assets.core.data.schema import HISTOGRAM_BINS, STAT_FEATURES, histogram_edges
 from aqi_assets_tests.factories import canonical_rows
 
@@ -75,3 +77,35 @@ def test_pooling_days_is_exact():
     assert np.isclose(row["mean"], values.mean()) and np.isclose(row["std"], values.std(ddof=0))
     assert row[list(HIST_COLUMNS)].sum() == 72
     assert len(HIST_COLUMNS) == HISTOGRAM_BINS
+
+
+def test_peer_residuals_are_each_value_minus_the_median_of_the_others_at_its_hour():
+    rng = np.random.default_rng(3)
+    hours = rng.integers(0, 60, 400)
+    values = np.where(rng.random(400) < 0.1, np.nan, rng.normal(50, 20, 400).round())  # ties, gaps
+    got = peer_residuals(hours, values)
+    for i in range(len(values)):
+        others = values[(hours == hours[i]) & (np.arange(len(values)) != i) & ~np.isnan(values)]
+        enough = len(others) >= PEER_MIN_OTHERS and not np.isnan(values[i])
+        want = values[i] - np.median(others) if enough else np.nan
+        np.testing.assert_allclose(got[i], want, equal_nan=True)
+
+
+def test_residual_sketches_against_the_other_stations_at_the_same_hour():
+    stamps = pd.date_range("2025-01-01", periods=24, freq="h")
+    level = np.linspace(20, 120, 24)
+    gains = {"A": 1.0, "B": 1.1, "C": 1.3, "D": 0.9, "E": 1.6}
+    frame = pd.concat([pd.DataFrame({"timestamp": stamps, "station": name, "pm10": level * gain, "wind_direction": 90.0})
+                       for name, gain in gains.items()], ignore_index=True)
+    stats = compute_feature_stats(frame, date(2025, 1, 1)).set_index(["station", "feature"])
+    # pm10 on the log scale (+20): C's residual against the median of the four others (B and A)
+    logged = {name: np.log(level * gain + 20) for name, gain in gains.items()}
+    residual = logged["C"] - (logged["A"] + logged["B"]) / 2
+    row = stats.loc[("C", "pm10")]
+    assert row["peer_count"] == 24
+    np.testing.assert_allclose([row["peer_sum"], row["peer_sum_sq"]], [residual.sum(), (residual**2).sum()])
+    assert stats.loc[("A", "wind_direction"), "peer_count"] == 0  # angles have no median to subtract
+    pooled = pool_stats(stats.reset_index().assign(date=pd.Timestamp("2025-01-01")))
+    assert pooled.set_index(["station", "feature"]).loc[("C", "pm10"), "peer_count"] == 24
+    few = compute_feature_stats(frame[frame["station"].isin(list(gains)[:PEER_MIN_OTHERS])], date(2025, 1, 1))
+    assert (few["peer_count"] == 0).all()  # too few others for a yardstick

@@ -14,6 +14,7 @@ from aqi_assets.core.monitoring import checks as monitoring
 from aqi_assets.core.backtest.policies import Policy, PolicyState, decide
 from aqi_assets.core.configuration.config import DriftSettings, RetrainingConfig
 from aqi_assets.core.monitoring.drift import DriftState, check_drift, current_window, reference_window
+from aqi_assets.core.data.faults import Fault
 from aqi_assets.core.data.feature_stats import compute_feature_stats
 from aqi_assets.core.data.lake import Lake
 
@@ -22,8 +23,9 @@ FIRST = date(2024, 1, 1)
 
 
 def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date, float] | None = None,
-                        seed: int = 0) -> pd.DataFrame:
-    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather factor)."""
+                        seed: int = 0, fault: Fault | None = None) -> pd.DataFrame:
+    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather
+    factor), with ``fault`` injected into its hourly rows."""
     rng = np.random.default_rng(seed)
     parts = []
     for i in range(days):
@@ -38,6 +40,7 @@ def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date
             parts.append(pd.DataFrame({"timestamp": stamps, "station": name, "pm25": pm,
                                        "wind_speed": np.exp(0.5 + 0.3 * common + rng.normal(0, 0.2, 24))}))
     frame = pd.concat(parts, ignore_index=True)
+    frame = fault.apply(frame) if fault else frame
     frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
     stats = compute_feature_stats(frame, FIRST)
     station_day = stats["station"].str.split("|", expand=True)
@@ -142,15 +145,13 @@ def test_sequential_rule_sees_a_wider_spread_and_a_flat_line_alerts_only():
     row = report.flagged.iloc[0]
     assert (row["station"], row["feature"], row["action"], bool(row["flatline"])) == ("T4", "pm25", "alert", True)
     assert report.triggers() == [] and len(report.alert_rows) == 1
-    # Within-day variance × 4 at T1 (std × 2) for three days: a spread change, retrained on.
-    wide = stats.copy()
-    rows = (wide["station"] == "T1") & (wide["feature"] == "wind_speed") & (wide["date"] >= pd.Timestamp(day - timedelta(days=2)))
-    mean = wide.loc[rows, "sum"] / wide.loc[rows, "count"]
-    var = wide.loc[rows, "sum_sq"] / wide.loc[rows, "count"] - mean**2
-    wide.loc[rows, "sum_sq"] = wide.loc[rows, "count"] * (4 * var + mean**2)
+    # Within-day std × 2 at T1 for three days: a spread change against the peers, alerted (a
+    # sensor noisier than its peers is the sensor's matter; retraining would learn the fault).
+    wide = small_network_stats(seed=6, fault=Fault("spread", "T1", "wind_speed", day - timedelta(days=2), factor=2.0))
     spread = check_drift(wide, day, SEQUENTIAL)
     top = spread.flagged.iloc[0]
-    assert (top["station"], top["feature"], bool(top["spread_drift"]), top["action"]) == ("T1", "wind_speed", True, "retrain")
+    assert (top["station"], top["feature"], bool(top["spread_drift"]), top["action"]) == ("T1", "wind_speed", True, "alert")
+    assert spread.triggers() == []
     assert top["spread_ratio"] == pytest.approx(2.0, rel=0.25)
 
 
@@ -360,3 +361,20 @@ def test_what_retrains_is_named_before_what_only_alerts():
     report = check_drift(stats, step_day + timedelta(days=2), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
     assert list(report.flagged["action"]) == ["retrain", "alert"]
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
+
+
+def test_a_gain_is_a_level_change_not_a_spread_one_and_old_sketches_still_get_a_spread_chart():
+    day = FIRST + timedelta(days=50)
+    stepped = small_network_stats(seed=6, step=("T2", day - timedelta(days=3), 2.0))
+    report = check_drift(stepped, day, SEQUENTIAL)
+    assert row(report, "T2", "pm25")[["level_drift", "spread_drift"]].tolist() == [True, False]
+    # the spread chart reads the hours' scatter around the peers, which a gain leaves alone on the
+    # log scale; sketches without it (kept before) fall back to the within-day variance, which a
+    # gain × 2 moves by log 4, so there the step is a spread finding too
+    legacy = stepped.drop(columns=["peer_count", "peer_sum", "peer_sum_sq"])
+    before = check_drift(legacy, day, SEQUENTIAL)
+    assert row(before, "T2", "pm25")[["level_drift", "spread_drift"]].tolist() == [True, True]
+    # and a noisier sensor is found by either
+    noisy = small_network_stats(seed=6, fault=Fault("spread", "T4", "pm25", day - timedelta(days=3), factor=2.0))
+    for stats in (noisy, noisy.drop(columns=["peer_count", "peer_sum", "peer_sum_sq"])):
+        assert bool(row(check_drift(stats, day, SEQUENTIAL), "T4", "pm25")["spread_drift"])
