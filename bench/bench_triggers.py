@@ -65,6 +65,7 @@ import pandas as pd  # noqa: E402
 from aqi_assets.core.configuration.config import DriftSettings, RetrainingConfig  # noqa: E402
 from aqi_assets.core.monitoring.drift import DriftReport, DriftState, check_drift  # noqa: E402
 from aqi_assets.core.data.faults import BENCHMARK_FAULTS, Fault, seeded_faults  # noqa: E402
+from aqi_assets.core.data import feature_stats  # noqa: E402
 from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
 from aqi_assets.core.data.schema import POLLUTANTS, STATION, TIMESTAMP  # noqa: E402
 
@@ -74,6 +75,8 @@ FIRST, LAST = date(2015, 3, 1), date(2017, 2, 28)
 DATA_FIRST = date(2013, 3, 1)
 DEFAULT_CASES = 20
 CASES = DEFAULT_CASES  # ``--cases``
+#: ``--peer-min-others``: other stations an hour's residual needs in the sketches.
+PEER_MIN_OTHERS = feature_stats.PEER_MIN_OTHERS
 #: ``--kinds``: the fault kinds replayed (``None``: every one of ``BENCHMARK_FAULTS``).
 KINDS: list[str] | None = None
 DETECT_DAYS = 7
@@ -104,7 +107,7 @@ def sketch_station_days(frame: pd.DataFrame) -> pd.DataFrame:
     """``feature_stats`` of every (station, day) of ``frame`` in one call (the station label carries the day)."""
     tagged = frame.copy()
     tagged[STATION] = tagged[STATION].astype(str) + "|" + tagged[TIMESTAMP].dt.date.astype(str)
-    stats = compute_feature_stats(tagged, FIRST)
+    stats = compute_feature_stats(tagged, FIRST, peer_min_others=PEER_MIN_OTHERS)
     station_day = stats[STATION].str.split("|", expand=True)
     return stats.assign(**{STATION: station_day[0], "date": pd.to_datetime(station_day[1])})
 
@@ -461,14 +464,16 @@ def markdown(result: dict) -> str:
                     + ([f"--cases {result['cases_per_kind']}"]
                        if result.get("cases_per_kind", DEFAULT_CASES) != DEFAULT_CASES else [])
                     + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else [])
-                    + [f"--set {item}" for item in result.get("set") or ()])
+                    + [f"--set {item}" for item in result.get("set") or ()]
+                    + ([f"--peer-min-others {result['peer_min_others']}"] if result.get(
+                        "peer_min_others", feature_stats.PEER_MIN_OTHERS) != feature_stats.PEER_MIN_OTHERS else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    global FIRST, LAST, CASES, KINDS
+    global FIRST, LAST, CASES, KINDS, PEER_MIN_OTHERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default=None, help="drift rule to replay (default: the shipped one)")
     parser.add_argument("--policies", action="store_true", help="also run the policy backtest (slow)")
@@ -490,6 +495,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="replay with a setting changed (e.g. drift.cusum_k=0.5; repeatable); writes "
                              "*_<key><value> files")
+    parser.add_argument("--peer-min-others", type=int, default=PEER_MIN_OTHERS,
+                        help=f"other stations an hour's residual against its peers needs in the sketches "
+                             f"(default {PEER_MIN_OTHERS}; writes *_peers<n> files)")
     parser.add_argument("--kinds", default=None,
                         help="comma-separated fault kinds to replay (default: all; writes *_<kinds> files)")
     args = parser.parse_args(argv)
@@ -500,13 +508,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--policies replays the whole Beijing network; run it without --stations or --source")
     if args.source and (args.period != "scored" or args.sweep):
         parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
-    if args.cases < 1:
-        parser.error("--cases must be at least 1")
+    if args.cases < 1 or args.peer_min_others < 1:
+        parser.error("--cases and --peer-min-others must be at least 1")
     KINDS = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     unknown_kinds = sorted(set(KINDS or ()) - set(BENCHMARK_FAULTS))
     if unknown_kinds:
         parser.error(f"--kinds: {unknown_kinds} are not fault kinds ({sorted(BENCHMARK_FAULTS)})")
-    CASES = args.cases
+    CASES, PEER_MIN_OTHERS = args.cases, args.peer_min_others
     spec = args.source or f"prsa:{args.data}"
     from aqi_assets.core.data.sources import source_from_spec
 
@@ -514,7 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     FIRST, LAST = source_days(source, spec) if args.source else PERIODS[args.period]
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
         + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != DEFAULT_CASES else "") \
-        + ("_" + "_".join(KINDS) if KINDS else "")
+        + ("_" + "_".join(KINDS) if KINDS else "") \
+        + (f"_peers{PEER_MIN_OTHERS}" if PEER_MIN_OTHERS != feature_stats.PEER_MIN_OTHERS else "")
     clock = time.perf_counter()
     overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
     if len(overrides) < len(args.set):
@@ -555,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
         "first": FIRST.isoformat(), "last": LAST.isoformat(), "period": args.period,
         "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
         "name": args.name if args.source else None, "target": args.target,
-        "cases_per_kind": CASES, "kinds": KINDS, "set": args.set,
+        "cases_per_kind": CASES, "kinds": KINDS, "set": args.set, "peer_min_others": PEER_MIN_OTHERS,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

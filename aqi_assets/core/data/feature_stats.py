@@ -38,15 +38,19 @@ STAT_COLUMNS: tuple[str, ...] = (
     "min", *QUANTILE_COLUMNS, "max", *HIST_COLUMNS, "peer_count", "peer_sum", "peer_sum_sq",
 )
 #: Other stations reading the same hour that a peer residual needs. The median of fewer is too
-#: noisy a yardstick: on Beijing cut to four and three stations the residuals found a noisier
-#: PM10 sensor no more often than the within-day variance, which such networks keep.
+#: noisy a yardstick: on Beijing cut to three stations, residuals found a noisier PM10 sensor less
+#: often than the within-day variance on both periods; on four, more often on the development
+#: years only; and the PM2.5 step less often on both. Such networks keep the variance
+#: (``make bench-triggers BENCH_ARGS="... --peer-min-others 2"``, README "Triggers on real data").
 PEER_MIN_OTHERS = 4
 
 
-def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES) -> pd.DataFrame:
+def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES,
+                          peer_min_others: int = PEER_MIN_OTHERS) -> pd.DataFrame:
     """Sketch every (station, feature) of one day's observations (see the module docstring).
 
-    ``features`` the frame does not have (not measured by the network) are skipped.
+    ``features`` the frame does not have (not measured by the network) are skipped;
+    ``peer_min_others``: see ``PEER_MIN_OTHERS``.
     """
     frame = coerce_numeric(frame)
     features = [f for f in features if f in frame.columns]
@@ -67,7 +71,7 @@ def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES
         values = frame[feature].to_numpy(dtype=float)[order]
         peer = np.full((n_stations, width), np.nan)
         if hours is not None and feature not in CIRCULAR_FEATURES:
-            peer[codes_sorted, position] = peer_residuals(hours, comparable(feature, values))
+            peer[codes_sorted, position] = peer_residuals(hours, comparable(feature, values), peer_min_others)
         peer_present = ~np.isnan(peer)
         grid = np.full((n_stations, width), np.nan)
         grid[codes_sorted, position] = values

@@ -708,7 +708,7 @@ def evaluate_drift(
         day_var = np.where(grid.count >= 2, grid.total_sq / grid.count - grid.daily_mean**2, np.nan)
         log_var = np.log(np.maximum(day_var, 0.0) + (0.01 * floor[:, None]) ** 2)
     sd_floor = np.where(log_scale, 0.01, 0.01 * floor)
-    spread_offsets = _spread_offsets(grid, log_var, ref_mask, sd_floor, settings.min_peers)
+    spread_offsets = _spread_offsets(grid, log_var, ref_mask, sd_floor, settings.min_peers, ~histogram_only)
 
     tests: dict[str, _Tests] = {}
     for name, days in windows.items():
@@ -870,19 +870,22 @@ def evaluate_drift(
 
 
 def _spread_offsets(grid: _Grid, log_var: np.ndarray, ref: np.ndarray, sd_floor: np.ndarray,
-                    min_peers: int) -> np.ndarray:
+                    min_peers: int, charted: np.ndarray) -> np.ndarray:
     """The daily series the spread chart watches, per pair: the peer offset of the log variance
     of the hours' residuals against the other stations (``feature_stats.peer_residuals``). A day
     that swings everywhere leaves it alone, and so does a gain (a step on the log scale), so a
     sensor grown noisier stands out (PM10 std × √2, a hundred cases: found 56 times on the scored
     years and 45 on the development years against 28 and 33 with the log within-day variance). A
     pair without residuals on ``SEQUENTIAL_MIN_REFERENCE_DAYS`` reference days (too few peers,
-    sketches from before they were kept) keeps that variance, ``log_var``."""
+    sketches from before they were kept) keeps that variance, ``log_var``; pairs outside
+    ``charted`` (histogram-only features) are not read."""
     with np.errstate(invalid="ignore", divide="ignore"):
         n = grid.peer_count
         var = np.where(n >= 2, grid.peer_total_sq / n - (grid.peer_total / np.maximum(n, 1)) ** 2, np.nan)
         residual = np.log(np.maximum(var, 0.0) + sd_floor[:, None] ** 2)
     has = (ref & np.isfinite(residual)).sum(axis=1) >= SEQUENTIAL_MIN_REFERENCE_DAYS
+    if (has | ~charted).all() or not has.any():  # one statistic for every charted pair: one median
+        return _peer_offsets(residual if has.any() else log_var, grid.shape, min_peers)
     return np.where(has[:, None], _peer_offsets(residual, grid.shape, min_peers),
                     _peer_offsets(log_var, grid.shape, min_peers))
 

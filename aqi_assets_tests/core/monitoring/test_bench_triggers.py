@@ -115,22 +115,22 @@ def test_more_cases_of_some_kinds_are_written_beside_the_default_run(tmp_path, m
     import bench.bench_triggers as bench_triggers
 
     monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
-    for name in ("FIRST", "LAST", "CASES", "KINDS"):  # main() sets them; put them back afterwards
+    for name in ("FIRST", "LAST", "CASES", "KINDS", "PEER_MIN_OTHERS"):  # main() sets them; put them back afterwards
         monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
     source = "simulated:stations=4,start=2024-01-01,end=2024-03-15,columns=no2+temperature"
     bench_triggers.main(["--source", source, "--name", "small", "--target", "no2", "--cases", "5",
-                         "--kinds", "stuck,pm25_step", "--set", "drift.cusum_h=5"])
-    stem = "triggers_small_5cases_stuck_pm25_step_cusum_h5"
+                         "--kinds", "stuck,pm25_step", "--set", "drift.cusum_h=5", "--peer-min-others", "3"])
+    stem = "triggers_small_5cases_stuck_pm25_step_peers3_cusum_h5"
     result = json.loads((tmp_path / f"{stem}.json").read_text())
     assert list(result["faults"]) == ["pm25_step", "stuck"] and result["cases_per_kind"] == 5
     assert result["faults"]["pm25_step"]["cases"] == 5
-    assert result["drift_settings"]["cusum_h"] == 5.0 and result["drift_settings"]["retrain_features"] == ["no2"]
+    assert result["peer_min_others"] == 3 and result["drift_settings"]["cusum_h"] == 5.0 and result["drift_settings"]["retrain_features"] == ["no2"]
     text = (tmp_path / f"{stem}.md").read_text()
     assert "5 seeded (station, day) cases per kind" in text
-    assert "--cases 5 --kinds stuck,pm25_step --set drift.cusum_h=5" in text
+    assert "--cases 5 --kinds stuck,pm25_step --set drift.cusum_h=5 --peer-min-others 3" in text
     assert not (tmp_path / "triggers_small.json").exists()  # the default run's files stay as they were
     for wrong in (["--kinds", "pm25_stepp"], ["--set", "drift.cusum_hh=5"], ["--set", "drift.cusum_h"],
-                  ["--set", "drift.cusum_h=-1"]):
+                  ["--set", "drift.cusum_h=-1"], ["--peer-min-others", "0"]):
         with pytest.raises(SystemExit):
             bench_triggers.main(["--source", source, *wrong])
 

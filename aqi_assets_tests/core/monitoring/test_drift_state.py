@@ -265,9 +265,9 @@ def test_a_flat_line_is_named_before_stronger_statistical_findings_that_only_ale
 
 def test_among_new_findings_the_forecast_target_is_named_first():
     day = FIRST + timedelta(days=50)
-    stats = small_network_stats(step=("T2", day - timedelta(days=2), 1.6), seed=6)  # T2 pm25 ×1.6 for three days
-    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(day - timedelta(days=2)))
-    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]  # T3 wind ×3
+    # T2 pm25 ×1.6 and T3 wind ×3, both for three days
+    stats = small_network_stats(step=("T2", day - timedelta(days=2), 1.6), seed=6,
+                                fault=Fault("step", "T3", "wind_speed", day - timedelta(days=2), factor=3.0))
     alert_only = SEQUENTIAL.model_copy(update={"cusum_retrain_h": 1e6})  # findings only: nothing retrains
 
     def first(retrain_features):
@@ -298,9 +298,9 @@ def test_the_forecast_target_is_watched_more_closely_than_the_other_inputs():
 
 def test_a_finding_the_report_showed_a_day_earlier_ranks_after_a_new_one():
     day = FIRST + timedelta(days=50)
-    stats = small_network_stats(step=("T2", day - timedelta(days=4), 1.6), seed=6)  # T2 pm25 ×1.6 for five days
-    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(day - timedelta(days=1)))
-    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]  # T3 wind ×3, two days
+    # T2 pm25 ×1.6 for five days, T3 wind ×3 for two
+    stats = small_network_stats(step=("T2", day - timedelta(days=4), 1.6), seed=6,
+                                fault=Fault("step", "T3", "wind_speed", day - timedelta(days=1), factor=3.0))
     settings = SEQUENTIAL.model_copy(update={"cusum_retrain_h": 1e6, "retrain_features": ["pm25"]})
     flagged = check_drift(stats, day, settings).flagged
     pairs = list(zip(flagged["station"], flagged["feature"]))
@@ -320,9 +320,7 @@ def test_seed_rule_is_still_available():
 def test_sequential_default_alerts_on_weak_evidence_and_retrains_on_the_target_only():
     step_day = FIRST + timedelta(days=45)
     stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
-    wind = stats.copy()
-    rows = (wind["station"] == "T3") & (wind["feature"] == "wind_speed") & (wind["date"] >= pd.Timestamp(step_day))
-    wind.loc[rows, ["sum", "sum_sq"]] = wind.loc[rows, ["sum", "sum_sq"]].to_numpy() * [3.0, 9.0]
+    wind = small_network_stats(step=("T2", step_day, 3.0), seed=5, fault=Fault("step", "T3", "wind_speed", step_day, factor=3.0))
     # shipped: both ×3 steps are findings on their second day (the large-shift chart at 8), alerts
     settings = RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force()
     second = check_drift(wind, step_day + timedelta(days=1), settings)
@@ -355,9 +353,7 @@ def test_restarts_no_reference_can_reach_are_forgotten():
 
 def test_what_retrains_is_named_before_what_only_alerts():
     step_day = FIRST + timedelta(days=45)
-    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5)
-    rows = (stats["station"] == "T3") & (stats["feature"] == "wind_speed") & (stats["date"] >= pd.Timestamp(step_day))
-    stats.loc[rows, ["sum", "sum_sq"]] = stats.loc[rows, ["sum", "sum_sq"]].to_numpy() * [8.0, 64.0]
+    stats = small_network_stats(step=("T2", step_day, 3.0), seed=5, fault=Fault("step", "T3", "wind_speed", step_day, factor=8.0))
     report = check_drift(stats, step_day + timedelta(days=2), RetrainingConfig(drift=DriftSettings(rule="sequential")).drift_in_force())
     assert list(report.flagged["action"]) == ["retrain", "alert"]
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
