@@ -7,7 +7,7 @@ XGBoost on a 365-day window forecasting next-hour PM2.5 (``backtest.REPLAY_XGBOO
 30- or 60-day backstop, ``never`` and fixed schedules, on the fast backtest (features computed
 once, fits shared by training day). ``AQI_BACKTEST_CACHE=<dir>`` keeps fitted models for reruns.
 ``--period dev`` replays 2014-03-01..2015-02-28 instead, the year the schedule's default (a
-30-day backstop) was chosen on.
+60-day backstop adapted within 30..90 days) was chosen on.
 
 The goal it is judged against (``deployed_goal``): the deployed policy's RMSE no worse than the
 best fixed schedule's, with at most 30 % of that schedule's retrains.

@@ -8,7 +8,7 @@
 | ``default`` | on ``RetrainingConfig().performance`` — whatever the product ships |
 | ``drift`` | on input drift only (``check_drift`` on ``feature_stats`` sketches, ``config.drift``) |
 | ``default+drift`` | on either the default performance rule or drift |
-| ``schedule`` | on the adaptive schedule alone (``config.schedule``: a 30-day backstop, adapted daily from the performance score) |
+| ``schedule`` | on the adaptive schedule alone (``config.schedule``: a 60-day backstop, adapted daily within 30..90 days from the performance score) |
 | ``deployed`` | what the platform runs: the adaptive schedule ∪ the default performance rule ∪ drift, any of them retrains |
 
 A triggered name may carry overrides of its performance settings after a colon, joined by

@@ -174,16 +174,19 @@ class ScheduleSettings(_Section):
     """Per-model retraining interval and its daily adaptation from a performance score."""
 
     days: dict[str, int] = Field(
-        default_factory=lambda: {"xgboost": 30, "lstm": 30, "gnn": 30},
+        default_factory=lambda: {"xgboost": 60, "lstm": 60, "gnn": 60},
         description="starting retraining interval per model: a backstop, so the performance and drift sensors "
-        "decide when to retrain (the seed's schedule was xgboost 7, lstm 14, gnn 21)",
+        "decide when to retrain (the seed's schedule was xgboost 7, lstm 14, gnn 21, adapted within 3..30 days)",
     )
     low_score: float = Field(0.7, ge=0, le=1, description="score below this: interval × shrink_factor")
     high_score: float = Field(0.9, ge=0, le=1, description="score above this: interval × grow_factor")
     shrink_factor: float = Field(0.7, gt=0, lt=1)
     grow_factor: float = Field(1.3, gt=1)
-    min_days: int = Field(3, ge=1)
-    max_days: int = Field(30, ge=1)
+    min_days: int = Field(
+        30, ge=1, description="shortest interval: a falling score is the performance sensor's to act on, so the "
+        "backstop does not shrink into a second, more nervous performance trigger (the seed's: 3)",
+    )
+    max_days: int = Field(90, ge=1, description="longest interval (the seed's: 30)")
     adapt_cron: str = Field("0 3 * * *", description="when the intervals adapt (retraining_schedule), a cron")
 
     _cron = field_validator("adapt_cron")(check_cron)

@@ -4,10 +4,13 @@ Adaptation (run daily, ``ScheduleSettings.adapt_cron``, 03:00 by default) follow
 
 | performance score | new interval |
 |---|---|
-| < ``low_score`` (0.7) | days × 0.7, at least ``min_days`` (3) |
-| > ``high_score`` (0.9) | days × 1.3, at most ``max_days`` (30) |
+| < ``low_score`` (0.7) | days × 0.7, at least ``min_days`` (30; the seed's 3) |
+| > ``high_score`` (0.9) | days × 1.3, at most ``max_days`` (90; the seed's 30) |
 | otherwise (or no score) | unchanged |
 
+The shipped interval is a 60-day backstop: the performance and drift sensors decide when to
+retrain, and the schedule retrains a model nothing flagged. Its floor of 30 days keeps a falling
+score (which the performance sensor acts on) from shrinking it daily into a second trigger.
 The product is rounded half up (7 × 0.7 = 4.9 → 5, 7 × 1.3 = 9.1 → 9, 5 × 0.7 = 3.5 → 4). A low
 score never lengthens an interval and a high score never shortens it, so an interval configured
 outside [min_days, max_days] is not pushed the wrong way by the bounds.

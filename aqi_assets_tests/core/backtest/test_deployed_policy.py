@@ -34,8 +34,9 @@ def test_deployed_policy_is_the_union_the_platform_runs():
 
 
 def test_adaptive_schedule_starts_at_the_configured_days_and_adapts_from_the_score():
-    assert policy_from_name("schedule").schedule.days["xgboost"] == 30  # the shipped default: a backstop
-    seed = RetrainingConfig(schedule=ScheduleSettings(days={"xgboost": 7, "lstm": 14, "gnn": 21}))
+    assert policy_from_name("schedule").schedule.days["xgboost"] == 60  # the shipped default: a backstop
+    seed = RetrainingConfig(schedule=ScheduleSettings(days={"xgboost": 7, "lstm": 14, "gnn": 21}, min_days=3,
+                                                      max_days=30))
     policy = policy_from_name("schedule", seed)
     state = PolicyState(TRAINED)
     # No score yet (too few days since deployment): the configured 7 days.
@@ -69,13 +70,18 @@ def test_deployed_policy_replays_end_to_end_on_a_six_station_city(tmp_path, caps
     from aqi_assets.cli.main import main
 
     out = tmp_path / "bt"
-    code = main(["backtest", "--source", "simulated:seed=3,stations=6,start=2024-01-01,end=2024-03-10",
-                 "--start", "2024-02-01", "--end", "2024-03-05", "--window-days", "21", "--preset", "fast",
+    code = main(["backtest", "--source", "simulated:seed=3,stations=6,start=2024-01-01,end=2024-05-10",
+                 "--start", "2024-02-01", "--end", "2024-05-05", "--window-days", "21", "--preset", "fast",
                  "--hyper", "nthread=1", "--hyper", "n_estimators=20", "--policies", "never,schedule,deployed",
                  "--out", str(out), "--quiet", "--config", "defaults"])
     assert code == 0, capsys.readouterr().out
     record = json.loads((out / "backtest.json").read_text())
-    # a model holding its accuracy: the schedule stays at its 30-day backstop (due Mar 1)
-    assert record["policies"]["schedule"]["retrains"] == 1
+    # A model holding its accuracy: the 60-day backstop grows to its 90-day longest and is due
+    # 90 days after the initial training (Jan 31).
+    (scheduled,) = record["policies"]["schedule"]["retrain_days"]
+    assert (scheduled["decided_on"], scheduled["trigger"]) == ("2024-04-30", "schedule")
+    assert "every 90 days" in scheduled["reason"]
+    # Deployed, the performance sensor acts first, so the backstop never comes due.
     deployed = record["policies"]["deployed"]
-    assert deployed["retrains"] >= 1 and {"schedule"} <= {t for r in deployed["retrain_days"] for t in r["trigger"].split("+")}
+    assert deployed["retrains"] >= 1
+    assert {t for r in deployed["retrain_days"] for t in r["trigger"].split("+")} <= {"performance", "drift"}

@@ -9,13 +9,26 @@ import pytest
 from aqi_assets.core.configuration.config import ConfigError, ScheduleSettings, parse_config
 from aqi_assets.core.monitoring.schedule import adapt_interval, base_interval, schedule_due
 
-SETTINGS = ScheduleSettings()
+#: The seed's adaptive schedule (7/14/21 days, adapted within 3..30), which the table below follows.
+SETTINGS = ScheduleSettings(days={"xgboost": 7, "lstm": 14, "gnn": 21}, min_days=3, max_days=30)
 
 
-def test_base_intervals_are_a_monthly_backstop_and_the_seed_schedule_stays_configurable():
-    assert [base_interval(m, SETTINGS) for m in ("xgboost", "lstm", "gnn")] == [30, 30, 30]
-    seed = ScheduleSettings(days={"xgboost": 7, "lstm": 14, "gnn": 21})
-    assert [base_interval(m, seed) for m in ("xgboost", "lstm", "gnn")] == [7, 14, 21]
+def test_base_intervals_are_a_two_month_backstop_and_the_seed_schedule_stays_configurable():
+    shipped = ScheduleSettings()
+    assert [base_interval(m, shipped) for m in ("xgboost", "lstm", "gnn")] == [60, 60, 60]
+    assert [base_interval(m, SETTINGS) for m in ("xgboost", "lstm", "gnn")] == [7, 14, 21]
+
+
+def test_the_shipped_backstop_adapts_within_one_and_three_months():
+    shipped = ScheduleSettings()
+    falling, rising = [60], [60]
+    for _ in range(4):
+        falling.append(adapt_interval(falling[-1], 0.5, shipped))
+        rising.append(adapt_interval(rising[-1], 0.95, shipped))
+    # A falling score is the performance sensor's to act on: the backstop stops at 30 days
+    # instead of shrinking daily towards 3 (which made it a second, more nervous trigger).
+    assert falling == [60, 42, 30, 30, 30]
+    assert rising == [60, 78, 90, 90, 90]
 
 
 @pytest.mark.parametrize(
