@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import date
+from datetime import date, timedelta
+
+import pandas as pd
 
 from aqi_assets.core.backtest.replay import BacktestSettings, backtest_source, rmse_change_interval
 from aqi_assets.core.backtest.policies import policies_from_names
+from aqi_assets.core.configuration.config import RetrainingConfig
+from aqi_assets.core.data.schema import STATION
 from aqi_assets.core.data.sources import source_from_spec
+from aqi_assets.core.data.sources.base import ObservationSource
 from bench.common import machine_info
 
 POLICIES = ["never", "fixed_7", "fixed_14", "fixed_30", "default", "drift", "default+drift",
@@ -58,16 +63,66 @@ def deployed_goal(summaries: dict, scores: dict) -> dict:
     }
 
 
-def run_policies(data: str, period: str = "scored") -> tuple[dict, dict, dict]:
+class StationSubset(ObservationSource):
+    """Some stations of another source (``--stations`` on the policy backtest): a smaller network."""
+
+    def __init__(self, source: ObservationSource, stations: list[str]):
+        unknown = sorted(set(stations) - set(source.station_ids()))
+        if unknown:
+            raise ValueError(f"stations {unknown} are not in {source.spec!r} (it has {source.station_ids()})")
+        self.inner, self.keep = source, set(stations)
+        self.spec = f"{source.spec} (stations {','.join(sorted(stations))})"
+
+    def stations(self) -> pd.DataFrame:
+        table = self.inner.stations()
+        return table[table[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
+
+    def network(self):
+        return self.inner.network()
+
+    def first_day(self) -> date:
+        return self.inner.first_day()
+
+    def last_day(self) -> date | None:
+        return self.inner.last_day()
+
+    def read_day(self, day: date) -> pd.DataFrame:
+        return self.read_range(day, day)
+
+    def read_range(self, start: date, end: date) -> pd.DataFrame:
+        frame = self.inner.read_range(start, end)
+        return frame[frame[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
+
+
+def run_policies(spec: str, period: str | None = "scored", config: RetrainingConfig | None = None,
+                 stations: list[str] | None = None) -> tuple[dict, dict, dict]:
     """``({policy: {rmse, retrains, train_cpu_seconds, ...}}, {"performance", "schedule"} triggers/year,
-    {"wall_seconds", "fits", "fit_cpu_seconds", "load_avg_before", "load_avg_after", "goal"})``."""
-    source = source_from_spec(f"prsa:{data}")
-    start, end = PERIODS[period]
-    settings = BacktestSettings(start=start, end=end)
+    {"wall_seconds", "fits", "fit_cpu_seconds", "load_avg_before", "load_avg_after", "goal"})``.
+
+    ``period``: one of ``PERIODS`` (Beijing), or ``None`` for another network: every day it holds
+    after the initial model's training window. ``config``: the settings the triggered policies
+    (``deployed`` among them) and the training use (default: the shipped ones); ``stations``: replay
+    only these.
+    """
+    config = config or RetrainingConfig()
+    source = source_from_spec(spec)
+    if stations:
+        source = StationSubset(source, stations)
+    if period is None:
+        last = source.last_day()
+        if last is None:
+            raise ValueError(f"the source {spec!r} has no last day to replay to")
+        start, end = source.first_day() + timedelta(days=config.training.window_days), last
+        if start > end:
+            raise ValueError(f"the source {spec!r} holds {source.first_day()}..{last}: less than the "
+                             f"{config.training.window_days}-day training window the replay needs first")
+    else:
+        start, end = PERIODS[period]
+    settings = BacktestSettings(start=start, end=end, training=config.training)
     before = machine_info()
     clock = time.perf_counter()
     names = DEV_POLICIES if period == "dev" else POLICIES
-    backtest = backtest_source(source, policies_from_names(names), settings,
+    backtest = backtest_source(source, policies_from_names(names, config), settings,
                                progress=lambda done, total, message: print(f"  {done}/{total} {message}", flush=True),
                                cache_dir=os.environ.get("AQI_BACKTEST_CACHE") or None)
     wall = time.perf_counter() - clock
@@ -80,7 +135,7 @@ def run_policies(data: str, period: str = "scored") -> tuple[dict, dict, dict]:
     summaries["deployed"]["retrains_by_trigger"] = {
         kind: sum(kind in r.trigger_types for r in deployed.retrains) for kind in ("performance", "schedule", "drift")}
     run = {"start": start.isoformat(), "end": end.isoformat(), "wall_seconds": round(wall, 1), "fits": backtest.fits,
-           "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1), "load_avg_before": before["load_avg_1m"],
+           "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1), "stations": sorted(stations) if stations else None, "load_avg_before": before["load_avg_1m"],
            "load_avg_after": after["load_avg_1m"], "cpus": before["cpus"],
            "goal": deployed_goal(summaries, {name: r.scores for name, r in backtest.results.items()})}
     return summaries, {"performance": per_year["performance"], "schedule": per_year["schedule"],

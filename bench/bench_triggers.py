@@ -22,8 +22,11 @@ On the real Beijing data (12 stations, hourly), every day 2015-03-01..2017-02-28
   backtest of the policy that ships (adaptive schedule ∪ performance ∪ drift) beside never,
   fixed schedules and each trigger alone, XGBoost next-hour PM2.5 on a 365-day window, and its
   goal: the deployed policy's RMSE no worse than the best fixed schedule's with at most 30 % of
-  its retrains (``policy_run.goal``). Without the flag the policies of the committed
-  ``triggers.json`` are kept.
+  its retrains (``policy_run.goal``). With ``--set`` the policies replay those settings (e.g. the
+  seed's schedule: ``--set schedule.min_days=3 --set schedule.max_days=30``); with ``--stations``
+  those stations alone; with ``--source`` every day the network holds after the first model's
+  365-day window. Without the flag the
+  policies of the committed ``triggers.json`` are kept.
 
 Daily sketches are computed once (one ``compute_feature_stats`` call over every station-day) and
 every check reads only the days it needs; a fault case sketches its days again (every station:
@@ -429,7 +432,8 @@ def markdown(result: dict) -> str:
     policies = result.get("policies") or {}
     run = result.get("policy_run") or {}
     if policies:
-        lines += ["", "## Policies (backtest, XGBoost next-hour PM2.5)", "",
+        target = {"pm25": "PM2.5"}.get(result.get("target") or "pm25", result.get("target"))
+        lines += ["", f"## Policies (backtest, XGBoost next-hour {target})", "",
                   "| policy | RMSE | retrains | train CPU s |", "|---|---|---|---|"]
         for name, p in policies.items():
             if isinstance(p, dict) and "rmse" in p:
@@ -502,10 +506,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated fault kinds to replay (default: all; writes *_<kinds> files)")
     args = parser.parse_args(argv)
     stations = [s.strip() for s in args.stations.split(",") if s.strip()] if args.stations else None
-    if args.set and args.policies:
-        parser.error("--policies replays the default settings; run it without --set")
-    if (stations or args.source) and args.policies:
-        parser.error("--policies replays the whole Beijing network; run it without --stations or --source")
     if args.source and (args.period != "scored" or args.sweep):
         parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
     if args.cases < 1 or args.peer_min_others < 1:
@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.policies:
         from bench.bench_trigger_policies import run_policies
 
-        policies, per_year_extra, policy_run = run_policies(args.data, args.period)
+        policies, per_year_extra, policy_run = run_policies(spec, None if args.source else args.period, config, stations)
         per_year.update(per_year_extra)
     elif previous.is_file() and not args.source:  # Beijing's policies do not belong to another network
         old = json.loads(previous.read_text())

@@ -105,8 +105,38 @@ def test_the_trigger_benchmark_replays_any_source_with_what_it_measures(tmp_path
     text = (tmp_path / "triggers_small.md").read_text()
     assert "pm25_step (on no2; pm25 not measured)" in text and "skipped: the network does not measure wind_speed" in text
     assert f'--source {source} --name small --target no2' in text
-    with pytest.raises(SystemExit):  # Beijing's policy replay does not belong to another network
-        bench_triggers.main(["--source", source, "--policies"])
+
+
+def test_the_policy_backtest_replays_another_network_with_its_own_settings(tmp_path, monkeypatch):
+    import json
+
+    import bench.bench_triggers as bench_triggers
+
+    monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
+    for name in ("FIRST", "LAST", "CASES", "KINDS"):  # main() sets them; put them back afterwards
+        monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    source = "simulated:seed=3,stations=5,start=2024-01-01,end=2024-04-30"
+    seed_schedule = ["--set", "schedule.days.xgboost=7", "--set", "schedule.min_days=3", "--set", "schedule.max_days=30"]
+    bench_triggers.main(["--source", source, "--name", "small", "--stations", "S0001,S0002,S0003,S0005",
+                         "--policies", "--cases", "1", "--kinds", "stuck",
+                         "--set", "training.window_days=21", "--set", "training.validation_days=4",
+                         "--set", "training.holdout_days=4", "--set", "training.preset=fast", *seed_schedule])
+    (written,) = tmp_path.glob("triggers_small_4stations_1cases_stuck_*_xgboost7_min_days3_max_days30.json")
+    stem = written.stem
+    result = json.loads(written.read_text())
+    run, policies = result["policy_run"], result["policies"]
+    assert result["stations"] == 4 and run["stations"] == ["S0001", "S0002", "S0003", "S0005"]
+    # every day after the first model's 21-day window, under the settings given
+    assert (run["start"], run["end"]) == ("2024-01-22", "2024-04-30")
+    assert set(policies) >= {"never", "fixed_14", "schedule", "deployed"} and policies["never"]["retrains"] == 0
+    # the seed's 7-day schedule, adapted within 3..30 days, retrains at least every 30 days of the 100
+    assert policies["schedule"]["retrains"] >= 3
+    assert run["goal"]["deployed_retrains"] == policies["deployed"]["retrains"]
+    text = (tmp_path / f"{stem}.md").read_text()
+    assert "## Policies" in text and "Policy backtest 2024-01-22..2024-04-30" in text
+    assert "--policies --stations S0001,S0002,S0003,S0005 --source" in text and "--set schedule.min_days=3" in text
+    with pytest.raises(SystemExit, match="S0009"):  # a station the network does not have is named
+        bench_triggers.main(["--source", source, "--stations", "S0001,S0009", "--policies"])
 
 
 def test_more_cases_of_some_kinds_are_written_beside_the_default_run(tmp_path, monkeypatch):
