@@ -134,9 +134,9 @@ def run_policies(spec: str, period: str | None = "scored", config: RetrainingCon
                 for kind in ("performance", "schedule", "drift")}
     summaries["deployed"]["retrains_by_trigger"] = {
         kind: sum(kind in r.trigger_types for r in deployed.retrains) for kind in ("performance", "schedule", "drift")}
-    run = {"start": start.isoformat(), "end": end.isoformat(), "wall_seconds": round(wall, 1), "fits": backtest.fits,
-           "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1), "stations": sorted(stations) if stations else None, "load_avg_before": before["load_avg_1m"],
-           "load_avg_after": after["load_avg_1m"], "cpus": before["cpus"],
+    run = {"start": start.isoformat(), "end": end.isoformat(), "stations": sorted(stations) if stations else None,
+           "wall_seconds": round(wall, 1), "fits": backtest.fits, "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1),
+           "load_avg_before": before["load_avg_1m"], "load_avg_after": after["load_avg_1m"], "cpus": before["cpus"],
            "goal": deployed_goal(summaries, {name: r.scores for name, r in backtest.results.items()})}
     return summaries, {"performance": per_year["performance"], "schedule": per_year["schedule"],
                        "drift_in_deployed_policy": per_year["drift"]}, run

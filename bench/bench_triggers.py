@@ -25,8 +25,7 @@ On the real Beijing data (12 stations, hourly), every day 2015-03-01..2017-02-28
   its retrains (``policy_run.goal``). With ``--set`` the policies replay those settings (e.g. the
   seed's schedule: ``--set schedule.min_days=3 --set schedule.max_days=30``); with ``--stations``
   those stations alone; with ``--source`` every day the network holds after the first model's
-  365-day window. Without the flag the
-  policies of the committed ``triggers.json`` are kept.
+  365-day window. Without the flag the policies of the committed ``triggers.json`` are kept.
 
 Daily sketches are computed once (one ``compute_feature_stats`` call over every station-day) and
 every check reads only the days it needs; a fault case sketches its days again (every station:
