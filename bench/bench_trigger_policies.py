@@ -19,15 +19,11 @@ import os
 import time
 from datetime import date, timedelta
 
-import pandas as pd
-
 from aqi_assets.core.backtest.replay import BacktestSettings, backtest_source, rmse_change_interval
 from aqi_assets.core.backtest.policies import policies_from_names
 from aqi_assets.core.configuration.config import RetrainingConfig
-from aqi_assets.core.data.schema import STATION
-from aqi_assets.core.data.sources import source_from_spec
 from aqi_assets.core.data.sources.base import ObservationSource
-from bench.common import machine_info
+from bench.common import StationSubset, machine_info
 
 POLICIES = ["never", "fixed_7", "fixed_14", "fixed_30", "default", "drift", "default+drift",
             "default+drift:every=30", "default+drift:every=60", "schedule", "deployed"]
@@ -63,58 +59,24 @@ def deployed_goal(summaries: dict, scores: dict) -> dict:
     }
 
 
-class StationSubset(ObservationSource):
-    """Some stations of another source (``--stations`` on the policy backtest): a smaller network."""
-
-    def __init__(self, source: ObservationSource, stations: list[str]):
-        unknown = sorted(set(stations) - set(source.station_ids()))
-        if unknown:
-            raise ValueError(f"stations {unknown} are not in {source.spec!r} (it has {source.station_ids()})")
-        self.inner, self.keep = source, set(stations)
-        self.spec = f"{source.spec} (stations {','.join(sorted(stations))})"
-
-    def stations(self) -> pd.DataFrame:
-        table = self.inner.stations()
-        return table[table[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
-
-    def network(self):
-        return self.inner.network()
-
-    def first_day(self) -> date:
-        return self.inner.first_day()
-
-    def last_day(self) -> date | None:
-        return self.inner.last_day()
-
-    def read_day(self, day: date) -> pd.DataFrame:
-        return self.read_range(day, day)
-
-    def read_range(self, start: date, end: date) -> pd.DataFrame:
-        frame = self.inner.read_range(start, end)
-        return frame[frame[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
-
-
-def run_policies(spec: str, period: str | None = "scored", config: RetrainingConfig | None = None,
-                 stations: list[str] | None = None) -> tuple[dict, dict, dict]:
+def run_policies(source: ObservationSource, period: str | None = "scored", config: RetrainingConfig | None = None
+                 ) -> tuple[dict, dict, dict]:
     """``({policy: {rmse, retrains, train_cpu_seconds, ...}}, {"performance", "schedule"} triggers/year,
     {"wall_seconds", "fits", "fit_cpu_seconds", "load_avg_before", "load_avg_after", "goal"})``.
 
     ``period``: one of ``PERIODS`` (Beijing), or ``None`` for another network: every day it holds
     after the initial model's training window. ``config``: the settings the triggered policies
-    (``deployed`` among them) and the training use (default: the shipped ones); ``stations``: replay
-    only these.
+    (``deployed`` among them) and the training use (default: the shipped ones). ``source`` is the
+    one the drift replay read (a ``StationSubset`` for ``--stations``), so its files are parsed once.
     """
     config = config or RetrainingConfig()
-    source = source_from_spec(spec)
-    if stations:
-        source = StationSubset(source, stations)
     if period is None:
         last = source.last_day()
         if last is None:
-            raise ValueError(f"the source {spec!r} has no last day to replay to")
+            raise ValueError(f"the source {source.spec!r} has no last day to replay to")
         start, end = source.first_day() + timedelta(days=config.training.window_days), last
         if start > end:
-            raise ValueError(f"the source {spec!r} holds {source.first_day()}..{last}: less than the "
+            raise ValueError(f"the source {source.spec!r} holds {source.first_day()}..{last}: less than the "
                              f"{config.training.window_days}-day training window the replay needs first")
     else:
         start, end = PERIODS[period]
@@ -134,7 +96,8 @@ def run_policies(spec: str, period: str | None = "scored", config: RetrainingCon
                 for kind in ("performance", "schedule", "drift")}
     summaries["deployed"]["retrains_by_trigger"] = {
         kind: sum(kind in r.trigger_types for r in deployed.retrains) for kind in ("performance", "schedule", "drift")}
-    run = {"start": start.isoformat(), "end": end.isoformat(), "stations": sorted(stations) if stations else None,
+    run = {"start": start.isoformat(), "end": end.isoformat(),
+           "stations": sorted(source.keep) if isinstance(source, StationSubset) else None,
            "wall_seconds": round(wall, 1), "fits": backtest.fits, "fit_cpu_seconds": round(backtest.fit_cpu_seconds, 1),
            "load_avg_before": before["load_avg_1m"], "load_avg_after": after["load_avg_1m"], "cpus": before["cpus"],
            "goal": deployed_goal(summaries, {name: r.scores for name, r in backtest.results.items()})}

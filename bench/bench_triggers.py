@@ -70,6 +70,7 @@ from aqi_assets.core.data.faults import BENCHMARK_FAULTS, Fault, seeded_faults  
 from aqi_assets.core.data import feature_stats  # noqa: E402
 from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
 from aqi_assets.core.data.schema import POLLUTANTS, STATION, TIMESTAMP  # noqa: E402
+from bench.common import StationSubset  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEIJING = Path(os.environ.get("AQI_BEIJING_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "beijing"))
@@ -138,15 +139,10 @@ class Sketches:
         return Sketches(self.by_day, overrides)
 
 
-def load(source, stations: list[str] | None = None, first: date = DATA_FIRST) -> tuple[pd.DataFrame, Sketches]:
-    """Every station-day ``source`` holds from ``first`` to ``LAST`` (only ``stations`` if given), sketched."""
+def load(source, first: date = DATA_FIRST) -> tuple[pd.DataFrame, Sketches]:
+    """Every station-day ``source`` holds from ``first`` to ``LAST``, sketched."""
     frame = source.read_range(first, LAST)
     frame[STATION] = frame[STATION].astype(str)
-    if stations:
-        unknown = sorted(set(stations) - set(frame[STATION].unique()))
-        if unknown:
-            raise SystemExit(f"--stations: {unknown} not in the source (stations: {sorted(frame[STATION].unique())})")
-        frame = frame[frame[STATION].isin(stations)].reset_index(drop=True)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP])
     stats = sketch_station_days(frame)
     by_day = {day: part.reset_index(drop=True) for day, part in stats.groupby(stats["date"].dt.date)}
@@ -518,6 +514,11 @@ def main(argv: list[str] | None = None) -> None:
     from aqi_assets.core.data.sources import source_from_spec
 
     source = source_from_spec(spec)
+    if stations:
+        try:
+            source = StationSubset(source, stations)
+        except ValueError as error:  # raised, not parser.error: the message names the stations
+            raise SystemExit(f"--stations: {error}") from error
     FIRST, LAST = source_days(source, spec) if args.source else PERIODS[args.period]
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
         + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != DEFAULT_CASES else "") \
@@ -538,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = config.drift_in_force() if args.rule is None else config.drift_in_force().model_copy(update={"rule": args.rule})
     stem = ("triggers" if args.rule is None else f"triggers_{args.rule}") + suffix
     print(f"reading {spec} and sketching every station-day ...", flush=True)
-    frame, sketches = load(source, stations, first=FIRST - timedelta(days=WARM_UP_DAYS) if args.source else DATA_FIRST)
+    frame, sketches = load(source, first=FIRST - timedelta(days=WARM_UP_DAYS) if args.source else DATA_FIRST)
     print(f"  {len(frame):,} rows, {len(sketches.by_day)} days sketched in {time.perf_counter() - clock:.0f} s", flush=True)
     days = days_between(FIRST, LAST)
     if args.sweep:
@@ -550,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.policies:
         from bench.bench_trigger_policies import run_policies
 
-        policies, per_year_extra, policy_run = run_policies(spec, None if args.source else args.period, config, stations)
+        policies, per_year_extra, policy_run = run_policies(source, None if args.source else args.period, config)
         per_year.update(per_year_extra)
     elif previous.is_file() and not args.source:  # Beijing's policies do not belong to another network
         old = json.loads(previous.read_text())

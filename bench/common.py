@@ -8,13 +8,49 @@ import resource
 import subprocess
 import sys
 import threading
+from datetime import date
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
 import psutil
 
+from aqi_assets.core.data.schema import STATION
+from aqi_assets.core.data.sources.base import ObservationSource
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class StationSubset(ObservationSource):
+    """Some stations of another source (``bench-triggers --stations``): a smaller network."""
+
+    def __init__(self, source: ObservationSource, stations: list[str]):
+        unknown = sorted(set(stations) - set(source.station_ids()))
+        if unknown:
+            raise ValueError(f"stations {unknown} are not in {source.spec!r} (it has {source.station_ids()})")
+        self.inner, self.keep = source, set(stations)
+        self.spec = f"{source.spec} (stations {','.join(sorted(stations))})"
+
+    def stations(self) -> pd.DataFrame:
+        table = self.inner.stations()
+        return table[table[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
+
+    def network(self):  # what the network measures: the whole source's columns
+        return self.inner.network()
+
+    def first_day(self) -> date:
+        return self.inner.first_day()
+
+    def last_day(self) -> date | None:
+        return self.inner.last_day()
+
+    def read_day(self, day: date) -> pd.DataFrame:
+        return self.read_range(day, day)
+
+    def read_range(self, start: date, end: date) -> pd.DataFrame:
+        frame = self.inner.read_range(start, end)
+        return frame[frame[STATION].astype(str).isin(self.keep)].reset_index(drop=True)
 
 
 class PeakMemory:
