@@ -67,7 +67,7 @@ import pandas as pd  # noqa: E402
 from aqi_assets.core.configuration.config import DriftSettings, RetrainingConfig  # noqa: E402
 from aqi_assets.core.monitoring.drift import DriftReport, DriftState, check_drift  # noqa: E402
 from aqi_assets.core.data.faults import BENCHMARK_FAULTS, Fault, seeded_faults  # noqa: E402
-from aqi_assets.core.data import feature_stats  # noqa: E402
+from aqi_assets.core.data import feature_stats, schema  # noqa: E402
 from aqi_assets.core.data.feature_stats import compute_feature_stats  # noqa: E402
 from aqi_assets.core.data.schema import POLLUTANTS, STATION, TIMESTAMP  # noqa: E402
 from bench.common import StationSubset  # noqa: E402
@@ -80,6 +80,8 @@ DEFAULT_CASES = 20
 CASES = DEFAULT_CASES  # ``--cases``
 #: ``--peer-min-others``: other stations an hour's residual needs in the sketches.
 PEER_MIN_OTHERS = feature_stats.PEER_MIN_OTHERS
+#: ``--residual-floor-share``'s default: the shipped scale of the residuals against the peers.
+RESIDUAL_FLOOR_SHARE = schema.RESIDUAL_FLOOR_SHARE
 #: ``--kinds``: the fault kinds replayed (``None``: every one of ``BENCHMARK_FAULTS``).
 KINDS: list[str] | None = None
 DETECT_DAYS = 7
@@ -465,7 +467,9 @@ def markdown(result: dict) -> str:
                     + (["--kinds", ",".join(result["kinds"])] if result.get("kinds") else [])
                     + [f"--set {item}" for item in result.get("set") or ()]
                     + ([f"--peer-min-others {result['peer_min_others']}"] if result.get(
-                        "peer_min_others", feature_stats.PEER_MIN_OTHERS) != feature_stats.PEER_MIN_OTHERS else []))
+                        "peer_min_others", feature_stats.PEER_MIN_OTHERS) != feature_stats.PEER_MIN_OTHERS else [])
+                    + ([f"--residual-floor-share {result['residual_floor_share']}"] if result.get(
+                        "residual_floor_share", RESIDUAL_FLOOR_SHARE) != RESIDUAL_FLOOR_SHARE else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
@@ -497,6 +501,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer-min-others", type=int, default=PEER_MIN_OTHERS,
                         help=f"other stations an hour's residual against its peers needs in the sketches "
                              f"(default {PEER_MIN_OTHERS}; writes *_peers<n> files)")
+    parser.add_argument("--residual-floor-share", type=float, default=RESIDUAL_FLOOR_SHARE,
+                        help=f"the sketches' residuals against the peers on log(value + floor × this) "
+                             f"(default {RESIDUAL_FLOOR_SHARE}; writes *_share<x> files)")
     parser.add_argument("--kinds", default=None,
                         help="comma-separated fault kinds to replay (default: all; writes *_<kinds> files)")
     args = parser.parse_args(argv)
@@ -505,6 +512,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--period and --sweep choose and score Beijing's thresholds; a --source replay uses all its days")
     if args.cases < 1 or args.peer_min_others < 1:
         parser.error("--cases and --peer-min-others must be at least 1")
+    if not args.residual_floor_share > 0:
+        parser.error("--residual-floor-share must be above 0")
+    schema.RESIDUAL_FLOOR_SHARE = args.residual_floor_share  # read by schema.comparable as the sketches are made
     KINDS = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     unknown_kinds = sorted(set(KINDS or ()) - set(BENCHMARK_FAULTS))
     if unknown_kinds:
@@ -523,7 +533,8 @@ def main(argv: list[str] | None = None) -> None:
     suffix = (f"_{args.name}" if args.source else "" if args.period == "scored" else f"_{args.period}") \
         + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != DEFAULT_CASES else "") \
         + ("_" + "_".join(KINDS) if KINDS else "") \
-        + (f"_peers{PEER_MIN_OTHERS}" if PEER_MIN_OTHERS != feature_stats.PEER_MIN_OTHERS else "")
+        + (f"_peers{PEER_MIN_OTHERS}" if PEER_MIN_OTHERS != feature_stats.PEER_MIN_OTHERS else "") \
+        + (f"_share{args.residual_floor_share:g}" if args.residual_floor_share != RESIDUAL_FLOOR_SHARE else "")
     clock = time.perf_counter()
     overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
     if len(overrides) < len(args.set):
@@ -565,6 +576,7 @@ def main(argv: list[str] | None = None) -> None:
         "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
         "name": args.name if args.source else None, "target": args.target,
         "cases_per_kind": CASES, "kinds": KINDS, "set": args.set, "peer_min_others": PEER_MIN_OTHERS,
+        "residual_floor_share": args.residual_floor_share,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

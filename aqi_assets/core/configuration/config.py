@@ -146,6 +146,10 @@ class DriftSettings(_Section):
         "subset (what the models predict, where a change costs accuracy, so it is watched more closely); unset: "
         "cusum_k",
     )
+    control_min_r2: float = Field(
+        0.25, ge=0, description="sequential: a retrain feature is also charted against the station's own feature "
+        "whose daily offset it follows best, when their squared correlation reaches this (above 1: never)",
+    )
     cusum_h: float = Field(4.0, gt=0, description="sequential, small-shift chart: a finding (alert) from this sum on")
     cusum_clip: float = Field(2.5, gt=0, description="sequential, small-shift chart: one day adds at most this")
     cusum_large_k: float = Field(1.0, ge=0, description="sequential, large-shift chart: allowance per day")

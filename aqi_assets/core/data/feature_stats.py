@@ -7,10 +7,11 @@ For one day, one row per (station, feature) with:
 - ``min``, ``p05``, ``p25``, ``p50``, ``p75``, ``p95``, ``max``;
 - ``h00`` .. ``h24``: counts on the fixed bin edges of ``schema.histogram_edges`` (the same
   edges every day, so histograms of any days add up bin by bin for KS and PSI);
-- ``peer_count``, ``peer_sum``, ``peer_sum_sq``: of the hours' residuals against the other
-  stations (``peer_residuals``: the station's value minus their median at the same hour, on the
-  scale stations are compared on, ``schema.comparable``), so drift can tell a sensor grown
-  noisier than its peers from a day that swung everywhere. Count 0 where fewer than
+- ``residual_count``, ``residual_sum``, ``residual_sum_sq``: of the hours' residuals against the
+  other stations (``peer_residuals``: the station's value minus their median at the same hour, on
+  the fine log scale of ``schema.comparable``), so drift can tell a sensor grown noisier than its
+  peers from a day that swung everywhere (sketches from before this scale kept ``peer_*``
+  columns, which drift does not read, so the two scales never mix in one reference). Count 0 where fewer than
   ``PEER_MIN_OTHERS`` other stations read that hour, for wind direction, and for frames
   without timestamps.
 
@@ -35,7 +36,7 @@ QUANTILE_COLUMNS: tuple[str, ...] = ("p05", "p25", "p50", "p75", "p95")
 HIST_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(HISTOGRAM_BINS))
 STAT_COLUMNS: tuple[str, ...] = (
     "date", STATION, "feature", "count", "missing", "missing_share", "mean", "std", "sum", "sum_sq",
-    "min", *QUANTILE_COLUMNS, "max", *HIST_COLUMNS, "peer_count", "peer_sum", "peer_sum_sq",
+    "min", *QUANTILE_COLUMNS, "max", *HIST_COLUMNS, "residual_count", "residual_sum", "residual_sum_sq",
 )
 #: Other stations reading the same hour that a peer residual needs. The median of fewer is too
 #: noisy a yardstick: on Beijing cut to three stations, residuals found a noisier PM10 sensor less
@@ -108,9 +109,9 @@ def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES
             "max": vmax,
         })
         block[list(HIST_COLUMNS)] = hist
-        block["peer_count"] = peer_present.sum(axis=1)
-        block["peer_sum"] = np.where(peer_present, peer, 0.0).sum(axis=1)
-        block["peer_sum_sq"] = np.where(peer_present, peer * peer, 0.0).sum(axis=1)
+        block["residual_count"] = peer_present.sum(axis=1)
+        block["residual_sum"] = np.where(peer_present, peer, 0.0).sum(axis=1)
+        block["residual_sum_sq"] = np.where(peer_present, peer * peer, 0.0).sum(axis=1)
         blocks.append(block)
     stats = pd.concat(blocks, ignore_index=True)
     stats.insert(0, "date", pd.Timestamp(day))
@@ -170,7 +171,7 @@ def pool_stats(stats: pd.DataFrame, by=(STATION, "feature")) -> pd.DataFrame:
     Quantiles do not pool exactly and are left out; use the histogram instead.
     """
     keys = list(by)
-    peers = [c for c in ("peer_count", "peer_sum", "peer_sum_sq") if c in stats.columns]
+    peers = [c for c in ("residual_count", "residual_sum", "residual_sum_sq") if c in stats.columns]
     summed = stats.groupby(keys, sort=True)[["count", "missing", "sum", "sum_sq", *HIST_COLUMNS, *peers]].sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         summed["mean"] = summed["sum"] / summed["count"]

@@ -3,14 +3,17 @@
 Two rules (``DriftSettings.rule``). **sequential** (default): for every station-feature, the
 daily offset from the network median (log scale for pollutants and wind speed: level) and the
 offset of the log variance of its hours' residuals against the other stations (spread: a sensor
-grown noisier than its peers; the log within-day variance where the sketches have no
-residuals), standardized by the pair's reference (median, max(MAD, sd),
+grown noisier than its peers, on the fine log scale of ``schema.comparable``; the log within-day
+variance where the sketches have no residuals), standardized by the pair's reference (median, max(MAD, sd),
 widened for lag-1 correlation), feed two-sided CUSUMs, each day adding z − k capped at a clip:
 a small-shift chart (``cusum_k`` 0.75, 0.5 on the ``retrain_features`` by
 ``retrain_features_cusum_k``; clip 2.5, a finding at ``cusum_h`` 4) that sees a +30 % step at
 one station within days and shrugs off single odd days, and a large-shift chart
-(k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. Both
-need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
+(k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. On the
+``retrain_features`` a third, small-shift chart follows the offset less β × that of the
+station's control feature (``_control``: the other feature whose offset it follows best, at a
+squared correlation of ``control_min_r2`` or more; PM10 for PM2.5 on Beijing): a local plume moves both and cancels, a recalibrated analyser moves one;
+it makes a finding when the pair's own offset carried the move. All need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
 the large-shift level chart at ``cusum_retrain_h`` (14) on a ``retrain_features`` feature retrains.
 A broken sensor alerts only and never retrains: a day whose readings are all one value (a flat
 line), unless it is at the sensor's floor (between the lowest and the lower quartile of its
@@ -307,11 +310,11 @@ class _Grid:
         self.total_sq[pair, day] = np.nan_to_num(rows["sum_sq"].to_numpy(dtype=float))
         self.hist[pair, day] = rows[list(HIST_COLUMNS)].to_numpy(dtype=np.float32)
         # the hours' residuals against the other stations (none in sketches from before they were kept)
-        self.peer_count, self.peer_total, self.peer_total_sq = (np.zeros((n_pairs, n_days)) for _ in range(3))
-        if "peer_count" in rows:
-            self.peer_count[pair, day] = np.nan_to_num(rows["peer_count"].to_numpy(dtype=float))
-            self.peer_total[pair, day] = np.nan_to_num(rows["peer_sum"].to_numpy(dtype=float))
-            self.peer_total_sq[pair, day] = np.nan_to_num(rows["peer_sum_sq"].to_numpy(dtype=float))
+        self.residual_count, self.residual_total, self.residual_total_sq = (np.zeros((n_pairs, n_days)) for _ in range(3))
+        if "residual_count" in rows:
+            self.residual_count[pair, day] = np.nan_to_num(rows["residual_count"].to_numpy(dtype=float))
+            self.residual_total[pair, day] = np.nan_to_num(rows["residual_sum"].to_numpy(dtype=float))
+            self.residual_total_sq[pair, day] = np.nan_to_num(rows["residual_sum_sq"].to_numpy(dtype=float))
         self.minimum = np.full((n_pairs, n_days), np.nan)  # the day's lowest reading
         if "min" in rows:
             self.minimum[pair, day] = rows["min"].to_numpy(dtype=float)
@@ -622,7 +625,11 @@ def _describe(row) -> str:
         name = "Kuiper" if row.circular else "KS"
         bits.append(f"{name} {row.ks:.2f} (q={row.q_ks:.1g}), PSI {row.psi:.2f}")
     if getattr(row, "level_drift", False):
-        bits.append(f"level against peers {row.level_shift:+.0%} over {row.level_days} days (CUSUM {row.level_cusum:.1f})")
+        if getattr(row, "control_drift", False) and row.level_cusum < row.control_cusum:
+            bits.append(f"level against peers and its own {row.control_feature} {row.control_shift:+.0%} over "
+                        f"{row.control_days} days (CUSUM {row.control_cusum:.1f})")
+        else:
+            bits.append(f"level against peers {row.level_shift:+.0%} over {row.level_days} days (CUSUM {row.level_cusum:.1f})")
     if getattr(row, "spread_drift", False):
         bits.append(f"hourly scatter around its peers ×{row.spread_ratio:.2f} (CUSUM {row.spread_cusum:.1f})")
     if getattr(row, "flatline", False):
@@ -772,8 +779,9 @@ def evaluate_drift(
     sequential_ok = ~histogram_only & (ref.n >= settings.min_reference_values)
     # the features the models are retrained on, when they are a subset: watched more closely
     felt = np.isin(features, list(settings.retrain_features or ()))
-    level, spread, faults, strong_level, strong_spread, (level_before, spread_before) = _sequential(
-        offsets, spread_offsets, day_var, grid, ref_mask,
+    control = _control(offsets, grid.shape, ref_mask, sequential_ok, felt, settings.control_min_r2)
+    level, spread, faults, strong_level, strong_spread, (level_before, spread_before), checked = _sequential(
+        offsets, spread_offsets, control, day_var, grid, ref_mask,
         grid.mask(current), grid.mask(previous), sequential_ok, sd_floor, settings, felt,
     )
     if settings.rule == "seed":
@@ -832,6 +840,9 @@ def evaluate_drift(
         "std_ratio_drift": std_drift,
         "distribution_drift": distribution_drift,
         "level_cusum": level.statistic, "level_days": level.days, "level_shift": _level_shift(level, log_scale, scale),
+        "control_feature": np.where(control.partner >= 0, features[np.maximum(control.partner, 0)], ""),
+        "control_cusum": checked.statistic, "control_days": checked.days,
+        "control_shift": _level_shift(checked, log_scale, scale), "control_drift": checked.fired & (settings.rule == "sequential"),
         "spread_cusum": spread.statistic, "spread_days": spread.days, "spread_ratio": np.exp(spread.shift / 2.0),
         "level_large_cusum": strong_level.statistic, "spread_large_cusum": strong_spread.statistic,
         "flat_days": faults.flat_days, "silent_days": faults.silent_days,
@@ -847,7 +858,9 @@ def evaluate_drift(
         best = table[["q_mean", "q_peer", "q_std", "q_ks"]].min(axis=1).fillna(1.0)
         ongoing = pd.Series(0, index=table.index)
     else:  # the fastest-growing evidence first: a CUSUM's sum per day of its run
-        level_rate = (table["level_cusum"] / table["level_days"].clip(lower=1)).where(table["level_drift"], 0.0)
+        level_rate = np.fmax(table["level_cusum"] / table["level_days"].clip(lower=1),
+                             (table["control_cusum"] / table["control_days"].clip(lower=1)).where(table["control_drift"]))
+        level_rate = level_rate.where(table["level_drift"], 0.0)
         spread_rate = (table["spread_cusum"] / table["spread_days"].clip(lower=1)).where(table["spread_drift"], 0.0)
         best = -np.fmax(level_rate.fillna(0.0), spread_rate.fillna(0.0)) - 1e3 * table["flat_days"]
         # a finding the report a day earlier already showed (its charts on the window ending then)
@@ -880,8 +893,8 @@ def _spread_offsets(grid: _Grid, log_var: np.ndarray, ref: np.ndarray, sd_floor:
     sketches from before they were kept) keeps that variance, ``log_var``; pairs outside
     ``charted`` (histogram-only features) are not read."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        n = grid.peer_count
-        var = np.where(n >= 2, grid.peer_total_sq / n - (grid.peer_total / np.maximum(n, 1)) ** 2, np.nan)
+        n = grid.residual_count
+        var = np.where(n >= 2, grid.residual_total_sq / n - (grid.residual_total / np.maximum(n, 1)) ** 2, np.nan)
         residual = np.log(np.maximum(var, 0.0) + sd_floor[:, None] ** 2)
     has = (ref & np.isfinite(residual)).sum(axis=1) >= SEQUENTIAL_MIN_REFERENCE_DAYS
     if (has | ~charted).all() or not has.any():  # one statistic for every charted pair: one median
@@ -949,7 +962,50 @@ def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
     return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired)
 
 
-def _sequential(offsets, spread_offsets, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray,
+@dataclass
+class _Control:
+    """Per watched pair, its offset with the part its control feature explains taken out."""
+
+    series: np.ndarray  # offset − beta × the control's offset (NaN: no control)
+    partner: np.ndarray  # the control's pair index (−1: none)
+    r2: np.ndarray  # squared correlation of the two offsets on the reference days
+    beta: np.ndarray  # the pair's offset per unit of its control's (least squares on those days)
+
+
+def _control(offsets: np.ndarray, shape: tuple[int, int], ref: np.ndarray, ok: np.ndarray,
+             watched: np.ndarray, min_r2: float) -> _Control:
+    """Each ``watched`` pair's control: the station's other charted feature whose daily offset it
+    follows best on the reference days (squared correlation at least ``min_r2``, on
+    ``SEQUENTIAL_MIN_REFERENCE_DAYS`` shared days). A station's PM2.5 and PM10 move together
+    against their peers (local dust, a plume), so PM2.5 less β × PM10 is far steadier than
+    PM2.5 alone, and a recalibrated PM2.5 analyser moves it while its PM10 does not: on
+    Beijing PM10 is the control that explains most (the README's "control chart")."""
+    n_stations, n_features = shape
+    series = np.full_like(offsets, np.nan)
+    partner = np.full(len(offsets), -1)
+    r2, beta = np.full(len(offsets), np.nan), np.full(len(offsets), np.nan)
+    for pair in np.flatnonzero(watched & ok):
+        station = pair // n_features
+        best = (min_r2, -1, 0.0)
+        for other in range(station * n_features, (station + 1) * n_features):
+            if other == pair or not ok[other]:
+                continue
+            both = ref[pair] & np.isfinite(offsets[pair]) & np.isfinite(offsets[other])
+            if both.sum() < SEQUENTIAL_MIN_REFERENCE_DAYS:
+                continue
+            y, x = offsets[pair, both] - offsets[pair, both].mean(), offsets[other, both] - offsets[other, both].mean()
+            if (x @ x) <= 0 or (y @ y) <= 0:
+                continue
+            fit = (x @ y) ** 2 / ((x @ x) * (y @ y))
+            if fit >= best[0]:
+                best = (fit, other, (x @ y) / (x @ x))
+        if best[1] >= 0:
+            r2[pair], partner[pair], beta[pair] = best
+            series[pair] = offsets[pair] - best[2] * offsets[best[1]]
+    return _Control(series, partner, r2, beta)
+
+
+def _sequential(offsets, spread_offsets, control: _Control, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray,
                 previous: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray, settings: DriftSettings,
                 felt: np.ndarray) -> tuple:
     """The sequential rules: CUSUM of the peer offset (level) and of ``spread_offsets`` (spread,
@@ -959,13 +1015,21 @@ def _sequential(offsets, spread_offsets, day_var, grid: _Grid, ref: np.ndarray, 
     a large-shift one (``cusum_large_*``) that sees a big step within two days; either makes a
     finding, and only the large-shift level chart at ``cusum_retrain_h`` retrains. Returns (small
     level, small spread, sensor faults, large level, large spread, (level finding, spread
-    finding) on the ``previous`` window: what the report a day earlier showed); a large chart's
-    ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the small one's."""
+    finding) on the ``previous`` window: what the report a day earlier showed, the control chart);
+    a large chart's ``fired`` means it reached ``cusum_retrain_h``, its finding is folded into the
+    small one's.
+
+    A watched pair with a control (``_control``) runs a third, small-shift chart on its offset
+    less its control's. It makes a level finding (it alerts; what retrains is unchanged) when it
+    fires and the pair's own offset carried the move (``_moved_itself``): when the control's
+    sensor is what moved, the finding is not the pair's."""
     h, clip, min_days = settings.cusum_h, settings.cusum_clip, settings.min_duration_days
     k = np.where(felt, settings.cusum_k if settings.retrain_features_cusum_k is None
                  else settings.retrain_features_cusum_k, settings.cusum_k)
     strict = (settings.cusum_large_k, settings.cusum_retrain_h, settings.cusum_large_clip, min_days)
     spread_floor = np.full(len(ok), 0.05)
+
+    has_control = control.partner >= 0
 
     def charts(window: np.ndarray) -> tuple[_Cusum, ...]:
         level = _cusum(offsets, ref, window, ok, sd_floor, k, h, clip, min_days)
@@ -975,12 +1039,35 @@ def _sequential(offsets, spread_offsets, day_var, grid: _Grid, ref: np.ndarray, 
         for small, large in ((level, strong_level), (spread, strong_spread)):
             large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
             small.fired = small.fired | large_finding
-        return level, spread, strong_level, strong_spread
+        checked = _cusum(control.series, ref, window, ok & has_control, sd_floor, k, h, clip, min_days)
+        # whose sensor moved: the pair's own offset in the control chart's direction, with at least
+        # the evidence of the control's own offset (both charted with the pair's allowance)
+        checked.fired = checked.fired & _moved_itself(offsets, control, ref, window, checked)
+        level.fired = level.fired | checked.fired
+        return level, spread, strong_level, strong_spread, checked
 
-    level, spread, strong_level, strong_spread = charts(cur)
-    level_before, spread_before, _, _ = charts(previous)
+    level, spread, strong_level, strong_spread, checked = charts(cur)
+    level_before, spread_before, *_ = charts(previous)
     return (level, spread, _sensor_faults(grid, day_var, ref, cur, min_days), strong_level, strong_spread,
-            (level_before.fired, spread_before.fired))
+            (level_before.fired, spread_before.fired), checked)
+
+
+def _moved_itself(offsets: np.ndarray, control: _Control, ref: np.ndarray, window: np.ndarray,
+                  checked: _Cusum) -> np.ndarray:
+    """Per pair, whether its own offset carried the control chart's move: over the chart's run (the
+    window's last ``checked.days`` days), the pair's mean departure from its reference median is
+    in the chart's direction and at least β × its control's (the part the control's sensor moved)."""
+    out = np.zeros(len(offsets), dtype=bool)
+    columns = np.flatnonzero(window.any(axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(np.where(ref, offsets, np.nan), axis=1)
+    for pair in np.flatnonzero(checked.fired & (control.partner >= 0)):
+        other, days = control.partner[pair], columns[-max(int(checked.days[pair]), 1):]
+        mine = np.nanmean(offsets[pair, days] - centre[pair])
+        theirs = control.beta[pair] * np.nanmean(offsets[other, days] - centre[other])
+        out[pair] = np.sign(mine) == np.sign(checked.shift[pair]) and abs(mine) >= abs(np.nan_to_num(theirs))
+    return out
 
 
 @dataclass

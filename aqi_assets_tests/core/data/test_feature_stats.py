@@ -10,7 +10,7 @@ import pandas as pd
 from aqi_assets.core.data.feature_stats import (
     HIST_COLUMNS, PEER_MIN_OTHERS, compute_feature_stats, peer_residuals, pool_stats,
 )
-from aqi_assets.core.data.schema import HISTOGRAM_BINS, STAT_FEATURES, histogram_edges
+from aqi_assets.core.data.schema import HISTOGRAM_BINS, RESIDUAL_FLOOR_SHARE, STAT_FEATURES, histogram_edges
 from aqi_assets_tests.factories import canonical_rows
 
 DAY = date(2024, 3, 1)
@@ -98,14 +98,16 @@ def test_residual_sketches_against_the_other_stations_at_the_same_hour():
     frame = pd.concat([pd.DataFrame({"timestamp": stamps, "station": name, "pm10": level * gain, "wind_direction": 90.0})
                        for name, gain in gains.items()], ignore_index=True)
     stats = compute_feature_stats(frame, date(2025, 1, 1)).set_index(["station", "feature"])
-    # pm10 on the log scale (+20): C's residual against the median of the four others (B and A)
-    logged = {name: np.log(level * gain + 20) for name, gain in gains.items()}
+    # pm10 on the fine log scale (+0.5: its floor of 20 × RESIDUAL_FLOOR_SHARE): C's residual
+    # against the median of the four others (B and A)
+    logged = {name: np.log(level * gain + 20 * RESIDUAL_FLOOR_SHARE) for name, gain in gains.items()}
+    assert RESIDUAL_FLOOR_SHARE * 20 == 0.5
     residual = logged["C"] - (logged["A"] + logged["B"]) / 2
     row = stats.loc[("C", "pm10")]
-    assert row["peer_count"] == 24
-    np.testing.assert_allclose([row["peer_sum"], row["peer_sum_sq"]], [residual.sum(), (residual**2).sum()])
-    assert stats.loc[("A", "wind_direction"), "peer_count"] == 0  # angles have no median to subtract
+    assert row["residual_count"] == 24
+    np.testing.assert_allclose([row["residual_sum"], row["residual_sum_sq"]], [residual.sum(), (residual**2).sum()])
+    assert stats.loc[("A", "wind_direction"), "residual_count"] == 0  # angles have no median to subtract
     pooled = pool_stats(stats.reset_index().assign(date=pd.Timestamp("2025-01-01")))
-    assert pooled.set_index(["station", "feature"]).loc[("C", "pm10"), "peer_count"] == 24
+    assert pooled.set_index(["station", "feature"]).loc[("C", "pm10"), "residual_count"] == 24
     few = compute_feature_stats(frame[frame["station"].isin(list(gains)[:PEER_MIN_OTHERS])], date(2025, 1, 1))
-    assert (few["peer_count"] == 0).all()  # too few others for a yardstick
+    assert (few["residual_count"] == 0).all()  # too few others for a yardstick

@@ -359,6 +359,103 @@ def test_what_retrains_is_named_before_what_only_alerts():
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
 
 
+def diurnal_pm10_stats(seed: int, fault: Fault | None = None, days: int = 56, stations: int = 8) -> pd.DataFrame:
+    """Sketches of a network whose PM10 swings thirtyfold between clean nights and hazy
+    afternoons, every station around one shared hourly course with its own multiplicative
+    noise."""
+    rng = np.random.default_rng(seed)
+    hours, parts = np.arange(24), []
+    for i in range(days):
+        day = FIRST + timedelta(days=i)
+        course = 3.0 + rng.normal(0, 0.5) + 1.6 * np.sin((hours - 3) / 24 * 2 * np.pi) + np.cumsum(rng.normal(0, 0.35, 24))
+        stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
+        parts += [pd.DataFrame({"timestamp": stamps, "station": f"T{s}",
+                                "pm10": np.exp(course + 0.2 * s / stations + rng.normal(0, 0.35, 24))})
+                  for s in range(stations)]
+    frame = pd.concat(parts, ignore_index=True)
+    frame = fault.apply(frame) if fault else frame
+    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
+    stats = compute_feature_stats(frame, FIRST)
+    station_day = stats["station"].str.split("|", expand=True)
+    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+
+def test_a_noisier_sensor_stands_out_at_its_clean_hours_too(monkeypatch):
+    """The hours are compared with the peers' on a fine log scale (floor × RESIDUAL_FLOOR_SHARE),
+    so the clean night hours count as much as the hazy afternoons: a PM10 sensor whose hours
+    scatter × √2 is found by its third day on every seed; on the mean shift's scale (log(x + 20),
+    the scale before) the hazy hours drown it out and it is found that soon on at most half."""
+    from aqi_assets.core.data import schema
+
+    start = FIRST + timedelta(days=48)
+    shipped = RetrainingConfig().drift_in_force()
+
+    def first_found(stats) -> int | None:
+        for d in range(7):
+            if bool(row(check_drift(stats, start + timedelta(days=d), shipped), "T3", "pm10")["spread_drift"]):
+                return d
+        return None
+
+    fault = Fault("spread", "T3", "pm10", start, factor=float(np.sqrt(2.0)))
+    seeds = range(6)
+    found = [first_found(diurnal_pm10_stats(seed, fault)) for seed in seeds]
+    assert all(d is not None and d <= 2 for d in found), found
+    assert not any(first_found(diurnal_pm10_stats(seed)) is not None for seed in seeds[:2])  # clean: nothing
+    monkeypatch.setattr(schema, "RESIDUAL_FLOOR_SHARE", 1.0)
+    coarse = [first_found(diurnal_pm10_stats(seed, fault)) for seed in seeds]
+    assert sum(d is not None and d <= 2 for d in coarse) <= len(seeds) // 2, coarse  # 2 of 6 when written
+
+
+def dusty_network_stats(seed: int, fault: Fault | None = None, days: int = 60, stations: int = 7) -> pd.DataFrame:
+    """Sketches of a network whose stations' PM2.5 and PM10 move together against their peers
+    (a shared local factor each day: dust, a plume), with ``fault`` injected."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(days):
+        day = FIRST + timedelta(days=i)
+        common = rng.normal(0, 0.4)
+        stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
+        for s in range(stations):
+            local = rng.normal(0, 0.15)
+            parts.append(pd.DataFrame({"timestamp": stamps, "station": f"T{s}",
+                                       "pm25": np.exp(3.5 + common + local + rng.normal(0, 0.25, 24)),
+                                       "pm10": np.exp(4.2 + common + local + rng.normal(0, 0.25, 24))}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = fault.apply(frame) if fault else frame
+    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
+    stats = compute_feature_stats(frame, FIRST)
+    station_day = stats["station"].str.split("|", expand=True)
+    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+
+def test_the_target_is_charted_against_the_stations_own_control_feature():
+    """PM2.5 less β × PM10 at the same station is steadier than PM2.5 against its peers alone:
+    a recalibrated PM2.5 analyser is found sooner; a PM10 one is not blamed on PM2.5."""
+    start = FIRST + timedelta(days=50)
+    shipped = RetrainingConfig().drift_in_force()  # watches the target, pm25
+
+    def first_found(stats, feature: str) -> int | None:
+        for d in range(7):
+            found = row(check_drift(stats, start + timedelta(days=d), shipped), "T2", feature)
+            if bool(found["level_drift"]):
+                return d
+        return None
+
+    seeds = range(5)
+    report = check_drift(dusty_network_stats(0), start, shipped)
+    assert row(report, "T2", "pm25")["control_feature"] == "pm10" and row(report, "T2", "pm10")["control_feature"] == ""
+    step = [first_found(dusty_network_stats(seed, Fault("step", "T2", "pm25", start, factor=1.3)), "pm25") for seed in seeds]
+    other = [first_found(dusty_network_stats(seed, Fault("step", "T2", "pm10", start, factor=1.3)), "pm25") for seed in seeds]
+    clean = [first_found(dusty_network_stats(seed), "pm25") for seed in seeds]
+    assert all(d is not None and d <= 2 for d in step), step  # days 2, 1, 1, 1, 1 when written
+    assert other == [None] * len(seeds), other  # a PM10 step is not PM2.5's
+    assert clean == [None] * len(seeds)
+    shipped = shipped.model_copy(update={"control_min_r2": 2.0})  # no control: against the peers alone
+    alone = [first_found(dusty_network_stats(seed, Fault("step", "T2", "pm25", start, factor=1.3)), "pm25") for seed in seeds]
+    assert row(check_drift(dusty_network_stats(0), start, shipped), "T2", "pm25")["control_feature"] == ""
+    assert sum(d is not None and d <= 2 for d in alone) <= 2, alone  # days 3, —, 6, 1, 3
+
+
 def test_a_gain_is_a_level_change_not_a_spread_one_and_old_sketches_still_get_a_spread_chart():
     day = FIRST + timedelta(days=50)
     stepped = small_network_stats(seed=6, step=("T2", day - timedelta(days=3), 2.0))
@@ -367,10 +464,10 @@ def test_a_gain_is_a_level_change_not_a_spread_one_and_old_sketches_still_get_a_
     # the spread chart reads the hours' scatter around the peers, which a gain leaves alone on the
     # log scale; sketches without it (kept before) fall back to the within-day variance, which a
     # gain × 2 moves by log 4, so there the step is a spread finding too
-    legacy = stepped.drop(columns=["peer_count", "peer_sum", "peer_sum_sq"])
+    legacy = stepped.drop(columns=["residual_count", "residual_sum", "residual_sum_sq"])
     before = check_drift(legacy, day, SEQUENTIAL)
     assert row(before, "T2", "pm25")[["level_drift", "spread_drift"]].tolist() == [True, True]
     # and a noisier sensor is found by either
     noisy = small_network_stats(seed=6, fault=Fault("spread", "T4", "pm25", day - timedelta(days=3), factor=2.0))
-    for stats in (noisy, noisy.drop(columns=["peer_count", "peer_sum", "peer_sum_sq"])):
+    for stats in (noisy, noisy.drop(columns=["residual_count", "residual_sum", "residual_sum_sq"])):
         assert bool(row(check_drift(stats, day, SEQUENTIAL), "T4", "pm25")["spread_drift"])
