@@ -22,29 +22,41 @@ RECENT = DriftSettings(rule="seed", reference="recent", reference_days=30)
 FIRST = date(2024, 1, 1)
 
 
-def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date, float] | None = None,
-                        seed: int = 0, fault: Fault | None = None) -> pd.DataFrame:
-    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather
-    factor), with ``fault`` injected into its hourly rows."""
+def sketch_hours(frame: pd.DataFrame, fault: Fault | None = None) -> pd.DataFrame:
+    """Daily sketches of an hourly ``frame`` of many days, with ``fault`` injected first."""
+    frame = fault.apply(frame) if fault else frame
+    frame = frame.assign(station=frame["station"] + "|" + frame["timestamp"].dt.date.astype(str))
+    stats = compute_feature_stats(frame, FIRST)
+    station_day = stats["station"].str.split("|", expand=True)
+    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+
+def network_stats(hourly, days: int, stations: int, seed: int, fault: Fault | None) -> pd.DataFrame:
+    """Sketches of ``stations`` stations over ``days`` days sharing a daily factor ``common``:
+    ``hourly(rng, common, day, station)`` gives a station-day's 24 values per column."""
     rng = np.random.default_rng(seed)
     parts = []
     for i in range(days):
         day = FIRST + timedelta(days=i)
         common = rng.normal(0, 0.4)
         stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
-        for s in range(stations):
-            name = f"T{s}"
-            pm = np.exp(3.5 + common + rng.normal(0, 0.25, 24))
-            if step and step[0] == name and day >= step[1]:
-                pm = pm * step[2]
-            parts.append(pd.DataFrame({"timestamp": stamps, "station": name, "pm25": pm,
-                                       "wind_speed": np.exp(0.5 + 0.3 * common + rng.normal(0, 0.2, 24))}))
-    frame = pd.concat(parts, ignore_index=True)
-    frame = fault.apply(frame) if fault else frame
-    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
-    stats = compute_feature_stats(frame, FIRST)
-    station_day = stats["station"].str.split("|", expand=True)
-    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+        parts += [pd.DataFrame({"timestamp": stamps, "station": f"T{s}", **hourly(rng, common, day, f"T{s}")})
+                  for s in range(stations)]
+    return sketch_hours(pd.concat(parts, ignore_index=True), fault)
+
+
+def small_network_stats(days: int = 70, stations: int = 6, step: tuple[str, date, float] | None = None,
+                        seed: int = 0, fault: Fault | None = None) -> pd.DataFrame:
+    """Sketches of a small network measuring only pm25 and wind speed (a shared daily weather
+    factor), with ``fault`` injected into its hourly rows."""
+
+    def hourly(rng, common, day, name):
+        pm = np.exp(3.5 + common + rng.normal(0, 0.25, 24))
+        if step and step[0] == name and day >= step[1]:
+            pm = pm * step[2]
+        return {"pm25": pm, "wind_speed": np.exp(0.5 + 0.3 * common + rng.normal(0, 0.2, 24))}
+
+    return network_stats(hourly, days, stations, seed, fault)
 
 
 def row(report, station, feature):
@@ -372,12 +384,7 @@ def diurnal_pm10_stats(seed: int, fault: Fault | None = None, days: int = 56, st
         parts += [pd.DataFrame({"timestamp": stamps, "station": f"T{s}",
                                 "pm10": np.exp(course + 0.2 * s / stations + rng.normal(0, 0.35, 24))})
                   for s in range(stations)]
-    frame = pd.concat(parts, ignore_index=True)
-    frame = fault.apply(frame) if fault else frame
-    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
-    stats = compute_feature_stats(frame, FIRST)
-    station_day = stats["station"].str.split("|", expand=True)
-    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+    return sketch_hours(pd.concat(parts, ignore_index=True), fault)
 
 
 def test_a_noisier_sensor_stands_out_at_its_clean_hours_too(monkeypatch):
@@ -409,23 +416,13 @@ def test_a_noisier_sensor_stands_out_at_its_clean_hours_too(monkeypatch):
 def dusty_network_stats(seed: int, fault: Fault | None = None, days: int = 60, stations: int = 7) -> pd.DataFrame:
     """Sketches of a network whose stations' PM2.5 and PM10 move together against their peers
     (a shared local factor each day: dust, a plume), with ``fault`` injected."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for i in range(days):
-        day = FIRST + timedelta(days=i)
-        common = rng.normal(0, 0.4)
-        stamps = pd.date_range(pd.Timestamp(day), periods=24, freq="h")
-        for s in range(stations):
-            local = rng.normal(0, 0.15)
-            parts.append(pd.DataFrame({"timestamp": stamps, "station": f"T{s}",
-                                       "pm25": np.exp(3.5 + common + local + rng.normal(0, 0.25, 24)),
-                                       "pm10": np.exp(4.2 + common + local + rng.normal(0, 0.25, 24))}))
-    frame = pd.concat(parts, ignore_index=True)
-    frame = fault.apply(frame) if fault else frame
-    frame["station"] = frame["station"] + "|" + frame["timestamp"].dt.date.astype(str)
-    stats = compute_feature_stats(frame, FIRST)
-    station_day = stats["station"].str.split("|", expand=True)
-    return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
+
+    def hourly(rng, common, day, name):
+        local = rng.normal(0, 0.15)
+        return {"pm25": np.exp(3.5 + common + local + rng.normal(0, 0.25, 24)),
+                "pm10": np.exp(4.2 + common + local + rng.normal(0, 0.25, 24))}
+
+    return network_stats(hourly, days, stations, seed, fault)
 
 
 def test_the_target_is_charted_against_the_stations_own_control_feature():
