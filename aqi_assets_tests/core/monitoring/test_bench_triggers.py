@@ -89,6 +89,7 @@ def test_the_trigger_benchmark_replays_any_source_with_what_it_measures(tmp_path
     monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
     for name in ("FIRST", "LAST"):  # main() sets the replay's days; put them back afterwards
         monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    monkeypatch.setattr(bench_triggers.schema, "RESIDUAL_FLOOR_SHARE", bench_triggers.schema.RESIDUAL_FLOOR_SHARE)
     source = "simulated:stations=4,start=2024-01-01,end=2024-04-30,columns=no2+o3+temperature"
     bench_triggers.main(["--source", source, "--name", "small", "--target", "no2"])
     result = json.loads((tmp_path / "triggers_small.json").read_text())
@@ -115,6 +116,7 @@ def test_the_policy_backtest_replays_another_network_with_its_own_settings(tmp_p
     monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
     for name in ("FIRST", "LAST", "CASES", "KINDS"):  # main() sets them; put them back afterwards
         monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    monkeypatch.setattr(bench_triggers.schema, "RESIDUAL_FLOOR_SHARE", bench_triggers.schema.RESIDUAL_FLOOR_SHARE)
     source = "simulated:seed=3,stations=5,start=2024-01-01,end=2024-04-30"
     seed_schedule = ["--set", "schedule.days.xgboost=7", "--set", "schedule.min_days=3", "--set", "schedule.max_days=30"]
     bench_triggers.main(["--source", source, "--name", "small", "--stations", "S0001,S0002,S0003,S0005",
@@ -147,20 +149,22 @@ def test_more_cases_of_some_kinds_are_written_beside_the_default_run(tmp_path, m
     monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
     for name in ("FIRST", "LAST", "CASES", "KINDS", "PEER_MIN_OTHERS"):  # main() sets them; put them back afterwards
         monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
+    monkeypatch.setattr(bench_triggers.schema, "RESIDUAL_FLOOR_SHARE", bench_triggers.schema.RESIDUAL_FLOOR_SHARE)
     source = "simulated:stations=4,start=2024-01-01,end=2024-03-15,columns=no2+temperature"
     bench_triggers.main(["--source", source, "--name", "small", "--target", "no2", "--cases", "5",
-                         "--kinds", "stuck,pm25_step", "--set", "drift.cusum_h=5", "--peer-min-others", "3"])
-    stem = "triggers_small_5cases_stuck_pm25_step_peers3_cusum_h5"
+                         "--kinds", "stuck,pm25_step", "--set", "drift.cusum_h=5", "--peer-min-others", "2",
+                         "--residual-floor-share", "0.05"])
+    stem = "triggers_small_5cases_stuck_pm25_step_peers2_share0.05_cusum_h5"
     result = json.loads((tmp_path / f"{stem}.json").read_text())
     assert list(result["faults"]) == ["pm25_step", "stuck"] and result["cases_per_kind"] == 5
     assert result["faults"]["pm25_step"]["cases"] == 5
-    assert result["peer_min_others"] == 3 and result["drift_settings"]["cusum_h"] == 5.0 and result["drift_settings"]["retrain_features"] == ["no2"]
+    assert result["peer_min_others"] == 2 and result["residual_floor_share"] == 0.05 and result["drift_settings"]["cusum_h"] == 5.0 and result["drift_settings"]["retrain_features"] == ["no2"]
     text = (tmp_path / f"{stem}.md").read_text()
     assert "5 seeded (station, day) cases per kind" in text
-    assert "--cases 5 --kinds stuck,pm25_step --set drift.cusum_h=5 --peer-min-others 3" in text
+    assert "--cases 5 --kinds stuck,pm25_step --set drift.cusum_h=5 --peer-min-others 2 --residual-floor-share 0.05" in text
     assert not (tmp_path / "triggers_small.json").exists()  # the default run's files stay as they were
     for wrong in (["--kinds", "pm25_stepp"], ["--set", "drift.cusum_hh=5"], ["--set", "drift.cusum_h"],
-                  ["--set", "drift.cusum_h=-1"], ["--peer-min-others", "0"]):
+                  ["--set", "drift.cusum_h=-1"], ["--peer-min-others", "0"], ["--residual-floor-share", "0"]):
         with pytest.raises(SystemExit):
             bench_triggers.main(["--source", source, *wrong])
 
