@@ -80,7 +80,7 @@ DEFAULT_CASES = 20
 CASES = DEFAULT_CASES  # ``--cases``
 #: ``--peer-min-others``: other stations an hour's residual needs in the sketches.
 PEER_MIN_OTHERS = feature_stats.PEER_MIN_OTHERS
-#: ``--residual-floor-share``'s default: the shipped scale of the residuals against the peers.
+#: ``--residual-floor-share``: the scale of the sketches' residuals against the peers.
 RESIDUAL_FLOOR_SHARE = schema.RESIDUAL_FLOOR_SHARE
 #: ``--kinds``: the fault kinds replayed (``None``: every one of ``BENCHMARK_FAULTS``).
 KINDS: list[str] | None = None
@@ -112,7 +112,8 @@ def sketch_station_days(frame: pd.DataFrame) -> pd.DataFrame:
     """``feature_stats`` of every (station, day) of ``frame`` in one call (the station label carries the day)."""
     tagged = frame.copy()
     tagged[STATION] = tagged[STATION].astype(str) + "|" + tagged[TIMESTAMP].dt.date.astype(str)
-    stats = compute_feature_stats(tagged, FIRST, peer_min_others=PEER_MIN_OTHERS)
+    stats = compute_feature_stats(tagged, FIRST, peer_min_others=PEER_MIN_OTHERS,
+                                  residual_floor_share=RESIDUAL_FLOOR_SHARE)
     station_day = stats[STATION].str.split("|", expand=True)
     return stats.assign(**{STATION: station_day[0], "date": pd.to_datetime(station_day[1])})
 
@@ -469,14 +470,14 @@ def markdown(result: dict) -> str:
                     + ([f"--peer-min-others {result['peer_min_others']}"] if result.get(
                         "peer_min_others", feature_stats.PEER_MIN_OTHERS) != feature_stats.PEER_MIN_OTHERS else [])
                     + ([f"--residual-floor-share {result['residual_floor_share']}"] if result.get(
-                        "residual_floor_share", RESIDUAL_FLOOR_SHARE) != RESIDUAL_FLOOR_SHARE else []))
+                        "residual_floor_share", schema.RESIDUAL_FLOOR_SHARE) != schema.RESIDUAL_FLOOR_SHARE else []))
     flags = f' BENCH_ARGS="{args}"' if args else ""
     lines += ["", f"Reproduce: `make bench-triggers{flags}` ({result['seconds']:.0f} s for {what} on this run)."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    global FIRST, LAST, CASES, KINDS, PEER_MIN_OTHERS
+    global FIRST, LAST, CASES, KINDS, PEER_MIN_OTHERS, RESIDUAL_FLOOR_SHARE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", default=None, help="drift rule to replay (default: the shipped one)")
     parser.add_argument("--policies", action="store_true", help="also run the policy backtest (slow)")
@@ -514,12 +515,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--cases and --peer-min-others must be at least 1")
     if not args.residual_floor_share > 0:
         parser.error("--residual-floor-share must be above 0")
-    schema.RESIDUAL_FLOOR_SHARE = args.residual_floor_share  # read by schema.comparable as the sketches are made
     KINDS = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     unknown_kinds = sorted(set(KINDS or ()) - set(BENCHMARK_FAULTS))
     if unknown_kinds:
         parser.error(f"--kinds: {unknown_kinds} are not fault kinds ({sorted(BENCHMARK_FAULTS)})")
-    CASES, PEER_MIN_OTHERS = args.cases, args.peer_min_others
+    CASES, PEER_MIN_OTHERS, RESIDUAL_FLOOR_SHARE = args.cases, args.peer_min_others, args.residual_floor_share
     spec = args.source or f"prsa:{args.data}"
     from aqi_assets.core.data.sources import source_from_spec
 
@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
         + (f"_{len(stations)}stations" if stations else "") + (f"_{CASES}cases" if CASES != DEFAULT_CASES else "") \
         + ("_" + "_".join(KINDS) if KINDS else "") \
         + (f"_peers{PEER_MIN_OTHERS}" if PEER_MIN_OTHERS != feature_stats.PEER_MIN_OTHERS else "") \
-        + (f"_share{args.residual_floor_share:g}" if args.residual_floor_share != RESIDUAL_FLOOR_SHARE else "")
+        + (f"_share{RESIDUAL_FLOOR_SHARE:g}" if RESIDUAL_FLOOR_SHARE != schema.RESIDUAL_FLOOR_SHARE else "")
     clock = time.perf_counter()
     overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
     if len(overrides) < len(args.set):
@@ -576,7 +576,7 @@ def main(argv: list[str] | None = None) -> None:
         "stations": int(frame[STATION].nunique()), "station_subset": stations, "source": args.source,
         "name": args.name if args.source else None, "target": args.target,
         "cases_per_kind": CASES, "kinds": KINDS, "set": args.set, "peer_min_others": PEER_MIN_OTHERS,
-        "residual_floor_share": args.residual_floor_share,
+        "residual_floor_share": RESIDUAL_FLOOR_SHARE,
         "drift_settings": settings.model_dump(),
         "rule_note": "shipped default" if args.rule is None else "an alternative rule, not the default",
         "clean": {"days": len(days), "per_year": per_year, "drift": drift},

@@ -11,9 +11,9 @@ For one day, one row per (station, feature) with:
   other stations (``peer_residuals``: the station's value minus their median at the same hour, on
   the fine log scale of ``schema.comparable``), so drift can tell a sensor grown noisier than its
   peers from a day that swung everywhere (sketches from before this scale kept ``peer_*``
-  columns, which drift does not read, so the two scales never mix in one reference). Count 0 where fewer than
-  ``PEER_MIN_OTHERS`` other stations read that hour, for wind direction, and for frames
-  without timestamps.
+  columns, which drift does not read, so the two scales never mix in one reference). Count 0
+  where fewer than ``PEER_MIN_OTHERS`` other stations read that hour, for wind direction, and
+  for frames without timestamps.
 
 Only the measurements the day's frame has are summarised (a network's own columns). Wind
 direction is summarised as degrees (N = 0°, clockwise); its mean/std are not meaningful (see
@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from aqi_assets.core.data.schema import (
-    CIRCULAR_FEATURES, HISTOGRAM_BINS, STAT_FEATURES, STATION, TIMESTAMP, coerce_numeric, comparable, histogram_edges,
+    CIRCULAR_FEATURES, HISTOGRAM_BINS, RESIDUAL_FLOOR_SHARE, STAT_FEATURES, STATION, TIMESTAMP, coerce_numeric,
+    comparable, histogram_edges,
 )
 
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -48,11 +49,13 @@ PEER_MIN_OTHERS = 3
 
 
 def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES,
-                          peer_min_others: int = PEER_MIN_OTHERS) -> pd.DataFrame:
+                          peer_min_others: int = PEER_MIN_OTHERS,
+                          residual_floor_share: float = RESIDUAL_FLOOR_SHARE) -> pd.DataFrame:
     """Sketch every (station, feature) of one day's observations (see the module docstring).
 
     ``features`` the frame does not have (not measured by the network) are skipped;
-    ``peer_min_others``: see ``PEER_MIN_OTHERS``.
+    ``peer_min_others``: see ``PEER_MIN_OTHERS``; ``residual_floor_share``: the residuals' scale
+    (``schema.comparable``).
     """
     frame = coerce_numeric(frame)
     features = [f for f in features if f in frame.columns]
@@ -73,7 +76,8 @@ def compute_feature_stats(frame: pd.DataFrame, day: date, features=STAT_FEATURES
         values = frame[feature].to_numpy(dtype=float)[order]
         peer = np.full((n_stations, width), np.nan)
         if hours is not None and feature not in CIRCULAR_FEATURES:
-            peer[codes_sorted, position] = peer_residuals(hours, comparable(feature, values), peer_min_others)
+            scaled = comparable(feature, values, residual_floor_share)
+            peer[codes_sorted, position] = peer_residuals(hours, scaled, peer_min_others)
         peer_present = ~np.isnan(peer)
         grid = np.full((n_stations, width), np.nan)
         grid[codes_sorted, position] = values

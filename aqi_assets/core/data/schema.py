@@ -103,18 +103,18 @@ LOG_SCALE_FEATURES: frozenset[str] = frozenset({*POLLUTANTS, "rain", "wind_speed
 
 
 #: Hourly values are compared with the other stations' on log(value + floor × this): near the
-#: sensor's resolution (PM10 1 µg/m³, CO 10), not at a mean shift's physical scale, which squeezes
+#: sensor's resolution (PM10 0.5 µg/m³, CO 5), not at a mean shift's physical scale, which squeezes
 #: the scatter of the cleaner hours together (README, "Triggers on real data").
 RESIDUAL_FLOOR_SHARE = 0.025
 
 
-def comparable(feature: str, values: np.ndarray) -> np.ndarray:
+def comparable(feature: str, values: np.ndarray, floor_share: float = RESIDUAL_FLOOR_SHARE) -> np.ndarray:
     """``values`` of ``feature`` on the scale a station's hours are compared with its peers' (the
-    peer residuals of ``feature_stats``): log(value + floor × ``RESIDUAL_FLOOR_SHARE``) for
+    peer residuals of ``feature_stats``): log(value + floor × ``floor_share``) for
     ``LOG_SCALE_FEATURES``, as measured otherwise."""
     if feature not in LOG_SCALE_FEATURES:
         return values
-    floor = MEAN_SHIFT_FLOORS.get(feature, DEFAULT_FLOOR) * RESIDUAL_FLOOR_SHARE
+    floor = MEAN_SHIFT_FLOORS.get(feature, DEFAULT_FLOOR) * floor_share
     with np.errstate(invalid="ignore"):
         return np.log(np.maximum(values, 0.0) + floor)
 

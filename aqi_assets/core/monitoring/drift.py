@@ -4,16 +4,18 @@ Two rules (``DriftSettings.rule``). **sequential** (default): for every station-
 daily offset from the network median (log scale for pollutants and wind speed: level) and the
 offset of the log variance of its hours' residuals against the other stations (spread: a sensor
 grown noisier than its peers, on the fine log scale of ``schema.comparable``; the log within-day
-variance where the sketches have no residuals), standardized by the pair's reference (median, max(MAD, sd),
-widened for lag-1 correlation), feed two-sided CUSUMs, each day adding z − k capped at a clip:
+variance where the sketches have no residuals), standardized by the pair's reference (median,
+max(MAD, sd), widened for lag-1 correlation), feed two-sided CUSUMs, each day adding z − k capped at a clip:
 a small-shift chart (``cusum_k`` 0.75, 0.5 on the ``retrain_features`` by
 ``retrain_features_cusum_k``; clip 2.5, a finding at ``cusum_h`` 4) that sees a +30 % step at
 one station within days and shrugs off single odd days, and a large-shift chart
 (k 1, clip 6, a finding at ``cusum_large_h`` 8) that sees a big step on its second day. On the
 ``retrain_features`` a third, small-shift chart follows the offset less β × that of the
 station's control feature (``_control``: the other feature whose offset it follows best, at a
-squared correlation of ``control_min_r2`` or more; PM10 for PM2.5 on Beijing): a local plume moves both and cancels, a recalibrated analyser moves one;
-it makes a finding when the pair's own offset carried the move. All need ``min_duration_days``. A finding alerts (it is in the report and the sensor's tick); only
+squared correlation of ``control_min_r2`` or more; PM10 for PM2.5 on Beijing): a local plume
+moves both and cancels, a recalibrated analyser moves one; it makes a finding when the pair's
+own offset carried the move. All need ``min_duration_days``. A finding alerts (it is in the
+report and the sensor's tick); only
 the large-shift level chart at ``cusum_retrain_h`` (14) on a ``retrain_features`` feature retrains.
 A broken sensor alerts only and never retrains: a day whose readings are all one value (a flat
 line), unless it is at the sensor's floor (between the lowest and the lower quartile of its
@@ -916,6 +918,7 @@ class _Cusum:
     days: np.ndarray  # consecutive days of the run behind it (0: no run)
     shift: np.ndarray  # mean shift over that run, in the series' units
     fired: np.ndarray
+    centre: np.ndarray  # the reference median the chart measures from
 
 
 def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray, sd_floor: np.ndarray,
@@ -960,7 +963,8 @@ def _cusum(series: np.ndarray, ref: np.ndarray, cur: np.ndarray, ok: np.ndarray,
         shift = np.where(days > 0, np.where(use_up, sum_up, sum_down) / np.maximum(days, 1), 0.0)
     valid = ok & (count >= SEQUENTIAL_MIN_REFERENCE_DAYS) & np.isfinite(scale)
     fired = valid & (statistic >= h) & (days >= min_days)
-    return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired)
+    return _Cusum(np.where(valid, statistic, np.nan), np.where(valid, days, 0), np.where(valid, shift, np.nan), fired,
+                  centre)
 
 
 @dataclass
@@ -969,7 +973,6 @@ class _Control:
 
     series: np.ndarray  # offset − beta × the control's offset (NaN: no control)
     partner: np.ndarray  # the control's pair index (−1: none)
-    r2: np.ndarray  # squared correlation of the two offsets on the reference days
     beta: np.ndarray  # the pair's offset per unit of its control's (least squares on those days)
 
 
@@ -981,10 +984,10 @@ def _control(offsets: np.ndarray, shape: tuple[int, int], ref: np.ndarray, ok: n
     against their peers (local dust, a plume), so PM2.5 less β × PM10 is far steadier than
     PM2.5 alone, and a recalibrated PM2.5 analyser moves it while its PM10 does not: on
     Beijing PM10 is the control that explains most (the README's "control chart")."""
-    n_stations, n_features = shape
+    n_features = shape[1]
     series = np.full_like(offsets, np.nan)
     partner = np.full(len(offsets), -1)
-    r2, beta = np.full(len(offsets), np.nan), np.full(len(offsets), np.nan)
+    beta = np.full(len(offsets), np.nan)
     for pair in np.flatnonzero(watched & ok):
         station = pair // n_features
         best = (min_r2, -1, 0.0)
@@ -1001,9 +1004,9 @@ def _control(offsets: np.ndarray, shape: tuple[int, int], ref: np.ndarray, ok: n
             if fit >= best[0]:
                 best = (fit, other, (x @ y) / (x @ x))
         if best[1] >= 0:
-            r2[pair], partner[pair], beta[pair] = best
+            partner[pair], beta[pair] = best[1], best[2]
             series[pair] = offsets[pair] - best[2] * offsets[best[1]]
-    return _Control(series, partner, r2, beta)
+    return _Control(series, partner, beta)
 
 
 def _sequential(offsets, spread_offsets, control: _Control, day_var, grid: _Grid, ref: np.ndarray, cur: np.ndarray,
@@ -1041,9 +1044,7 @@ def _sequential(offsets, spread_offsets, control: _Control, day_var, grid: _Grid
             large_finding = (np.nan_to_num(large.statistic) >= settings.cusum_large_h) & (large.days >= min_days)
             small.fired = small.fired | large_finding
         checked = _cusum(control.series, ref, window, ok & has_control, sd_floor, k, h, clip, min_days)
-        # whose sensor moved: the pair's own offset in the control chart's direction, with at least
-        # the evidence of the control's own offset (both charted with the pair's allowance)
-        checked.fired = checked.fired & _moved_itself(offsets, control, ref, window, checked)
+        checked.fired = checked.fired & _moved_itself(offsets, control, level.centre, window, checked)
         level.fired = level.fired | checked.fired
         return level, spread, strong_level, strong_spread, checked
 
@@ -1053,16 +1054,14 @@ def _sequential(offsets, spread_offsets, control: _Control, day_var, grid: _Grid
             (level_before.fired, spread_before.fired), checked)
 
 
-def _moved_itself(offsets: np.ndarray, control: _Control, ref: np.ndarray, window: np.ndarray,
+def _moved_itself(offsets: np.ndarray, control: _Control, centre: np.ndarray, window: np.ndarray,
                   checked: _Cusum) -> np.ndarray:
     """Per pair, whether its own offset carried the control chart's move: over the chart's run (the
-    window's last ``checked.days`` days), the pair's mean departure from its reference median is
-    in the chart's direction and at least β × its control's (the part the control's sensor moved)."""
+    window's last ``checked.days`` days), the pair's mean departure from its reference median
+    (``centre``) is in the chart's direction and at least β × its control's (the part the control's
+    sensor moved)."""
     out = np.zeros(len(offsets), dtype=bool)
     columns = np.flatnonzero(window.any(axis=0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        centre = np.nanmedian(np.where(ref, offsets, np.nan), axis=1)
     for pair in np.flatnonzero(checked.fired & (control.partner >= 0)):
         other, days = control.partner[pair], columns[-max(int(checked.days[pair]), 1):]
         mine = np.nanmean(offsets[pair, days] - centre[pair])

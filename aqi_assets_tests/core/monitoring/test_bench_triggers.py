@@ -147,9 +147,8 @@ def test_more_cases_of_some_kinds_are_written_beside_the_default_run(tmp_path, m
     import bench.bench_triggers as bench_triggers
 
     monkeypatch.setattr(bench_triggers, "RESULTS", tmp_path)
-    for name in ("FIRST", "LAST", "CASES", "KINDS", "PEER_MIN_OTHERS"):  # main() sets them; put them back afterwards
-        monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))
-    monkeypatch.setattr(bench_triggers.schema, "RESIDUAL_FLOOR_SHARE", bench_triggers.schema.RESIDUAL_FLOOR_SHARE)
+    for name in ("FIRST", "LAST", "CASES", "KINDS", "PEER_MIN_OTHERS", "RESIDUAL_FLOOR_SHARE"):  # main() sets them
+        monkeypatch.setattr(bench_triggers, name, getattr(bench_triggers, name))  # put them back afterwards
     source = "simulated:stations=4,start=2024-01-01,end=2024-03-15,columns=no2+temperature"
     bench_triggers.main(["--source", source, "--name", "small", "--target", "no2", "--cases", "5",
                          "--kinds", "stuck,pm25_step", "--set", "drift.cusum_h=5", "--peer-min-others", "2",

@@ -22,11 +22,11 @@ RECENT = DriftSettings(rule="seed", reference="recent", reference_days=30)
 FIRST = date(2024, 1, 1)
 
 
-def sketch_hours(frame: pd.DataFrame, fault: Fault | None = None) -> pd.DataFrame:
+def sketch_hours(frame: pd.DataFrame, fault: Fault | None = None, **sketch_options) -> pd.DataFrame:
     """Daily sketches of an hourly ``frame`` of many days, with ``fault`` injected first."""
     frame = fault.apply(frame) if fault else frame
     frame = frame.assign(station=frame["station"] + "|" + frame["timestamp"].dt.date.astype(str))
-    stats = compute_feature_stats(frame, FIRST)
+    stats = compute_feature_stats(frame, FIRST, **sketch_options)
     station_day = stats["station"].str.split("|", expand=True)
     return stats.assign(station=station_day[0], date=pd.to_datetime(station_day[1]))
 
@@ -371,7 +371,8 @@ def test_what_retrains_is_named_before_what_only_alerts():
     assert report.triggers()[0].reason.split(": ", 1)[1].startswith("critical pm25 at T2")
 
 
-def diurnal_pm10_stats(seed: int, fault: Fault | None = None, days: int = 56, stations: int = 8) -> pd.DataFrame:
+def diurnal_pm10_stats(seed: int, fault: Fault | None = None, days: int = 56, stations: int = 8,
+                       **sketch_options) -> pd.DataFrame:
     """Sketches of a network whose PM10 swings thirtyfold between clean nights and hazy
     afternoons, every station around one shared hourly course with its own multiplicative
     noise."""
@@ -384,16 +385,14 @@ def diurnal_pm10_stats(seed: int, fault: Fault | None = None, days: int = 56, st
         parts += [pd.DataFrame({"timestamp": stamps, "station": f"T{s}",
                                 "pm10": np.exp(course + 0.2 * s / stations + rng.normal(0, 0.35, 24))})
                   for s in range(stations)]
-    return sketch_hours(pd.concat(parts, ignore_index=True), fault)
+    return sketch_hours(pd.concat(parts, ignore_index=True), fault, **sketch_options)
 
 
-def test_a_noisier_sensor_stands_out_at_its_clean_hours_too(monkeypatch):
+def test_a_noisier_sensor_stands_out_at_its_clean_hours_too():
     """The hours are compared with the peers' on a fine log scale (floor × RESIDUAL_FLOOR_SHARE),
     so the clean night hours count as much as the hazy afternoons: a PM10 sensor whose hours
     scatter × √2 is found by its third day on every seed; on the mean shift's scale (log(x + 20),
     the scale before) the hazy hours drown it out and it is found that soon on at most half."""
-    from aqi_assets.core.data import schema
-
     start = FIRST + timedelta(days=48)
     shipped = RetrainingConfig().drift_in_force()
 
@@ -408,8 +407,7 @@ def test_a_noisier_sensor_stands_out_at_its_clean_hours_too(monkeypatch):
     found = [first_found(diurnal_pm10_stats(seed, fault)) for seed in seeds]
     assert all(d is not None and d <= 2 for d in found), found
     assert not any(first_found(diurnal_pm10_stats(seed)) is not None for seed in seeds[:2])  # clean: nothing
-    monkeypatch.setattr(schema, "RESIDUAL_FLOOR_SHARE", 1.0)
-    coarse = [first_found(diurnal_pm10_stats(seed, fault)) for seed in seeds]
+    coarse = [first_found(diurnal_pm10_stats(seed, fault, residual_floor_share=1.0)) for seed in seeds]
     assert sum(d is not None and d <= 2 for d in coarse) <= len(seeds) // 2, coarse  # 2 of 6 when written
 
 
